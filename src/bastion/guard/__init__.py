@@ -1,0 +1,1 @@
+"""Guardrails on the request path: pseudonymized subjects today; contracts, OOD and PII next."""

@@ -1,0 +1,1 @@
+"""Monitoring: Prometheus metrics today; drift, performance and alerts next."""

@@ -1,0 +1,93 @@
+"""Prometheus metrics for serving (`bastion_` prefix, base units, bounded labels).
+
+Each server process owns one `ServingMetrics` with its own registry, so tests and several
+apps in one process never collide on the global default registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class ServingMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "bastion_requests",
+            "Scoring requests by deployment, model version, API and status class.",
+            ["deployment", "model_version", "api", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "bastion_request_duration_seconds",
+            "Time from request received to response decided, in seconds.",
+            ["deployment", "api"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "bastion_batch_size_rows",
+            "Rows per model call after micro-batching.",
+            ["deployment"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_duration = Histogram(
+            "bastion_model_call_duration_seconds",
+            "Duration of one batched model call, in seconds.",
+            ["deployment"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "bastion_queue_depth_rows",
+            "Rows waiting for a model call.",
+            ["deployment"],
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "bastion_model_info",
+            "1 for the model version each deployment serves.",
+            ["deployment", "model", "version", "framework"],
+            registry=self.registry,
+        )
+        self.decision_log_pending = Gauge(
+            "bastion_decision_log_pending",
+            "Decision records waiting to be committed.",
+            registry=self.registry,
+        )
+        self.decision_log_spooled = Counter(
+            "bastion_decision_log_spooled",
+            "Decision records written to the local spool because the database was unreachable.",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""The ASGI application: protocol routes that translate to the serving service."""

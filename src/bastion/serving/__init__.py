@@ -1,0 +1,1 @@
+"""The service layer both protocols call: deployments, scoring and the decision log."""

@@ -1,0 +1,19 @@
+"""Alembic environment: runs migrations on the engine handed in by `Database.migrate`."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from bastion.store.tables import Base
+
+config = context.config
+engine = config.attributes["engine"]
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,113 @@
+"""The tables. Changed only together with an Alembic migration under `migrations/versions`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# A fixed naming convention keeps constraint names identical on SQLite and PostgreSQL,
+# so migrations can drop or alter them by name on both.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both databases (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("datetimes stored by Bastion must be timezone-aware")
+        # SQLite keeps the wall-clock time and drops the offset, so store UTC on every
+        # database: values then read back unchanged and compare correctly as text.
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class ModelVersionRow(Base):
+    """One immutable, content-addressed model artifact plus everything known about it."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        Index("uq_model_versions_name_version", "model_name", "version", unique=True),
+        Index("uq_model_versions_name_digest", "model_name", "digest", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(ForeignKey("models.name"))
+    version: Mapped[int]
+    digest: Mapped[str] = mapped_column(String(64))
+    framework: Mapped[str] = mapped_column(String(32))
+    artifact_path: Mapped[str] = mapped_column(Text)
+    artifact_options: Mapped[dict[str, Any]]
+    library_versions: Mapped[dict[str, Any]]
+    input_signature: Mapped[dict[str, Any]]
+    output_signature: Mapped[dict[str, Any]]
+    data_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]]
+    tags: Mapped[dict[str, Any]]
+    description: Mapped[str | None] = mapped_column(Text)
+    stage: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+class StageTransitionRow(Base):
+    """History of stage moves; the current stage lives on the version row."""
+
+    __tablename__ = "stage_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int]
+    from_stage: Mapped[str] = mapped_column(String(16))
+    to_stage: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    at: Mapped[datetime]
+
+
+class DecisionRow(Base):
+    """One scored request. Inputs are stored as received by the model; subjects only as keys."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_deployment_created_at", "deployment", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime]
+    deployment: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[int]
+    subject_key: Mapped[str | None] = mapped_column(String(80), index=True)
+    inputs: Mapped[dict[str, Any]]
+    outputs: Mapped[dict[str, Any]]
+    outcome: Mapped[Any] = mapped_column(JSON)
+    latency_ms: Mapped[float] = mapped_column(Float)

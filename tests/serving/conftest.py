@@ -1,0 +1,52 @@
+"""A registered tiny credit model and a spec serving it, for serving-layer tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bastion.demo.data import FEATURES, generate_applications
+from bastion.demo.train import TrainedModel, train_model
+from bastion.registry import ArtifactStore, ModelVersion, Registry
+from bastion.settings import Settings
+from bastion.spec import Spec, parse_spec
+from bastion.store import Database
+
+
+@pytest.fixture(scope="session")
+def credit_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainedModel]:
+    """A small LightGBM credit model trained once per test session."""
+    frame = generate_applications(3000, seed=11)
+    trained = train_model(frame, seed=11)
+    path = trained.save(tmp_path_factory.mktemp("model") / "credit.txt")
+    return path, trained
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(home=tmp_path / ".bastion", database_url=database_url)
+
+
+@pytest.fixture
+def served_version(settings: Settings, credit_model: tuple[Path, TrainedModel]) -> ModelVersion:
+    path, trained = credit_model
+    database = Database(settings.resolved_database_url)
+    database.migrate()
+    registry = Registry(database, ArtifactStore(settings.artifacts_dir))
+    version = registry.register("credit", path, sample=trained.train_frame[FEATURES])
+    registry.set_stage(version.ref, "production")
+    database.dispose()
+    return version
+
+
+@pytest.fixture
+def spec(served_version: ModelVersion) -> Spec:
+    return parse_spec(
+        """
+deployments:
+  credit:
+    model: credit@production
+    batching: {max_batch_size: 32, max_wait_ms: 1}
+"""
+    )
