@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,12 +40,16 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def open_registry(settings: Settings | None = None) -> Registry:
+@contextmanager
+def open_registry() -> Iterator[Registry]:
     """The registry for this machine's settings, with the schema brought up to date."""
-    settings = settings or Settings()
+    settings = Settings()
     database = Database(settings.resolved_database_url)
-    database.migrate()
-    return Registry(database, ArtifactStore(settings.artifacts_dir))
+    try:
+        database.migrate()
+        yield Registry(database, ArtifactStore(settings.artifacts_dir))
+    finally:
+        database.dispose()
 
 
 def read_frame(path: Path) -> pd.DataFrame:
@@ -111,16 +117,17 @@ def models_register(
         trust_pickle=trust_pickle,
         classes=[c.strip() for c in classes.split(",")] if classes else None,
     )
-    version = open_registry().register(
-        name,
-        path,
-        framework=framework,
-        sample=read_frame(sample) if sample is not None else None,
-        options=options,
-        metrics=_metrics(metric),
-        tags=_pairs(tag, "--tag"),
-        description=description,
-    )
+    with open_registry() as registry:
+        version = registry.register(
+            name,
+            path,
+            framework=framework,
+            sample=read_frame(sample) if sample is not None else None,
+            options=options,
+            metrics=_metrics(metric),
+            tags=_pairs(tag, "--tag"),
+            description=description,
+        )
     console.print(
         f"registered [bold]{version.ref}[/] ({version.framework}, "
         f"{version.output_signature.task}, sha256 {version.digest[:12]}…)"
@@ -133,7 +140,9 @@ def models_list(
 ) -> None:
     """List registered model versions with their stage."""
     table = Table("model", "version", "stage", "framework", "task", "created", "sha256")
-    for version in open_registry().versions(name):
+    with open_registry() as registry:
+        versions = registry.versions(name)
+    for version in versions:
         table.add_row(
             version.name,
             str(version.version),
@@ -151,7 +160,8 @@ def models_show(
     ref: Annotated[str, typer.Argument(help="NAME:VERSION or NAME@STAGE.")],
 ) -> None:
     """Print everything stored about one version, as JSON."""
-    version = open_registry().get(ref)
+    with open_registry() as registry:
+        version = registry.get(ref)
     console.print_json(json.dumps(version.summary()))
 
 
@@ -161,7 +171,8 @@ def models_stage(
     stage: Annotated[str, typer.Argument(help="none, staging, production or archived.")],
 ) -> None:
     """Move a version to a stage; the previous production version is archived."""
-    version = open_registry().set_stage(ref, stage)
+    with open_registry() as registry:
+        version = registry.set_stage(ref, stage)
     console.print(f"{version.ref} is now [bold]{version.stage}[/]")
 
 
@@ -169,7 +180,9 @@ def models_stage(
 def models_history(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
     """Show every stage transition of a model."""
     table = Table("when", "version", "from", "to", "by")
-    for move in open_registry().stage_history(name):
+    with open_registry() as registry:
+        history = registry.stage_history(name)
+    for move in history:
         table.add_row(
             move.at.isoformat(timespec="seconds"),
             str(move.version),
@@ -188,9 +201,9 @@ def models_card(
     ] = None,
 ) -> None:
     """Render the model card (Markdown) of a version from what the registry stores."""
-    registry = open_registry()
-    version = registry.get(ref)
-    card = render_card(version, registry.stage_history(version.name))
+    with open_registry() as registry:
+        version = registry.get(ref)
+        card = render_card(version, registry.stage_history(version.name))
     if output is not None:
         output.write_text(card, encoding="utf-8")
         console.print(f"wrote {output}")
@@ -219,9 +232,8 @@ def spec_check(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations to the configured database."""
-    settings = Settings()
-    Database(settings.resolved_database_url).migrate()
-    console.print("database schema is up to date")
+    with open_registry():
+        console.print("database schema is up to date")
 
 
 @app.command("serve")
@@ -238,11 +250,10 @@ def serve(
     from bastion.server.app import CONFIG_ENV
 
     spec = load_spec(config)
-    registry = open_registry()
-    for name, deployment in spec.deployments.items():
-        version = registry.get(deployment.model)
-        console.print(f"deployment [bold]{name}[/] serves {version.ref} ({version.framework})")
-    registry.database.dispose()
+    with open_registry() as registry:
+        for name, deployment in spec.deployments.items():
+            version = registry.get(deployment.model)
+            console.print(f"deployment [bold]{name}[/] serves {version.ref} ({version.framework})")
     os.environ[CONFIG_ENV] = str(config.resolve())
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal with the
     # handler found at start. A no-op handler lets that clean shutdown end with status 0.

@@ -27,7 +27,7 @@ def client(spec: Spec, settings: Settings) -> Iterator[TestClient]:
 def _instances(trained: TrainedModel, n: int) -> list[dict[str, Any]]:
     rows = trained.test_frame[FEATURES].head(n).to_dict(orient="records")
     return [
-        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
         for row in rows
     ]
 

@@ -34,6 +34,8 @@ class EstimatorAdapter(ModelAdapter):
         if not hasattr(estimator, "predict_proba") and not hasattr(estimator, "predict"):
             raise ArtifactError(f"{type(estimator).__name__} has neither predict nor predict_proba")
         names = getattr(estimator, "feature_names_in_", None)
+        # scikit-learn estimators fitted on bare arrays warn when given a DataFrame.
+        self._fitted_on_array = names is None and hasattr(estimator, "n_features_in_")
         self.feature_names = [str(n) for n in names] if names is not None else None
         if self.task == "classification":
             declared = getattr(estimator, "classes_", None)
@@ -54,6 +56,7 @@ class EstimatorAdapter(ModelAdapter):
             self.classes = []
 
     def predict(self, frame: pd.DataFrame) -> Predictions:
+        data = frame.to_numpy() if self._fitted_on_array else frame
         if self.task == "classification":
-            return as_predictions(self.estimator.predict_proba(frame))
-        return as_predictions(self.estimator.predict(frame)).reshape(-1)
+            return as_predictions(self.estimator.predict_proba(data))
+        return as_predictions(self.estimator.predict(data)).reshape(-1)

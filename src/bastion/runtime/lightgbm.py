@@ -29,7 +29,8 @@ class LightGBMAdapter(ModelAdapter):
 
     def __init__(self, booster: Any, classes: list[Label] | None) -> None:
         self.booster = booster
-        self.feature_names = list(booster.feature_name())
+        self._names: list[str] = list(booster.feature_name())
+        self.feature_names = self._names
         # The first iteration is enough for the header fields; dumping every tree is slow.
         dump = booster.dump_model(num_iteration=1)
         objective = str(dump.get("objective", "regression"))
@@ -57,12 +58,12 @@ class LightGBMAdapter(ModelAdapter):
             )
         self._codes: dict[str, dict[Any, int]] = {}
         for index, values in zip(categorical_index, categories, strict=False):
-            name = self.feature_names[index]
+            name = self._names[index]
             self._codes[name] = {value: code for code, value in enumerate(values)}
 
     def predict(self, frame: pd.DataFrame) -> Predictions:
-        matrix = np.empty((len(frame), len(self.feature_names)), dtype=np.float64)
-        for index, name in enumerate(self.feature_names):
+        matrix = np.empty((len(frame), len(self._names)), dtype=np.float64)
+        for index, name in enumerate(self._names):
             column = frame[name]
             codes = self._codes.get(name)
             if codes is not None:
@@ -85,6 +86,7 @@ def _categorical_feature_indexes(dump: dict[str, Any]) -> list[int]:
 
 
 _TREE_SIZES = re.compile(rb"^tree_sizes=([0-9 ]*)\n", re.MULTILINE)
+_END_OF_PARAMETERS = b"\nend of parameters\n"
 
 
 def checked_model_text(data: bytes) -> str:
@@ -110,9 +112,14 @@ def checked_model_text(data: bytes) -> str:
         position += size
     if not data.startswith(b"end of trees\n", position):
         raise ValueError("the tree section does not end where tree_sizes says (truncated?)")
-    parameters = data.find(b"\nparameters:\n", position)
-    if parameters >= 0 and data.find(b"\nend of parameters\n", parameters) < 0:
-        raise ValueError("its parameters section is cut short")
+    # LightGBM always writes its parameters after the trees, and the Python package then
+    # appends the pandas category lists; without them categories would be silently misread.
+    end = data.find(_END_OF_PARAMETERS, position)
+    if end < 0:
+        raise ValueError("its parameters section is missing or cut short (truncated?)")
+    tail = data[end + len(_END_OF_PARAMETERS) :].strip()
+    if tail and not tail.startswith(b"pandas_categorical:"):
+        raise ValueError("it ends in an unexpected or cut short line after its parameters")
     return (data[: sizes_line.start()] + data[sizes_line.end() :]).decode("utf-8")
 
 

@@ -38,6 +38,9 @@ def problem_response(
         body["instance"] = instance
     if errors:
         body["errors"] = errors
+    if instance is not None and instance.startswith("/v2/"):
+        # Open Inference Protocol clients (tritonclient) read the message from "error".
+        body["error"] = detail
     return Response(
         orjson.dumps(body), status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=headers
     )

@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Insert, select
+from sqlalchemy import Insert, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bastion.errors import NotReady, StorageError
@@ -174,9 +174,11 @@ class DecisionLog:
             self._spool(records)
 
     def _insert(self) -> Insert:
+        # Core inserts on the table skip the ORM's per-object bookkeeping.
+        table = cast(Table, DecisionRow.__table__)
         if self.database.is_sqlite:
-            return sqlite.insert(DecisionRow).on_conflict_do_nothing(index_elements=["id"])
-        return postgresql.insert(DecisionRow).on_conflict_do_nothing(index_elements=["id"])
+            return sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"])
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["id"])
 
     def _spool(self, records: list[Record]) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,274 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bastion.errors import SpecError
+from bastion.spec import Deployment, ModelRef, Spec, dump_spec, load_spec, parse_spec, spec_schema
+
+VALID = """\
+version: 1
+server:
+  max_body_bytes: 65536
+deployments:
+  credit:
+    model: credit:3
+    description: Consumer credit scoring
+    batching:
+      max_batch_size: 32
+      max_wait_ms: 5
+    model_timeout_ms: 2000
+  churn:
+    model: churn@production
+"""
+
+
+def _spec_error(text: str) -> SpecError:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, source="bastion.yaml")
+    return caught.value
+
+
+def test_parse_spec_reads_a_valid_spec() -> None:
+    spec = parse_spec(VALID)
+
+    credit = spec.deployments["credit"]
+    assert credit.model == ModelRef(name="credit", version=3)
+    assert credit.description == "Consumer credit scoring"
+    assert credit.batching.max_batch_size == 32
+    assert credit.batching.max_wait_ms == 5
+    assert credit.model_timeout_ms == 2000
+    assert spec.deployments["churn"].model == ModelRef(name="churn", stage="production")
+    assert spec.server.max_body_bytes == 65536
+
+
+def test_parse_spec_fills_defaults() -> None:
+    spec = parse_spec("deployments:\n  d:\n    model: m:1\n")
+
+    deployment = spec.deployments["d"]
+    assert deployment.batching.max_batch_size == 64
+    assert deployment.batching.max_wait_ms == 2.0
+    assert deployment.guard is None
+    assert spec.server.max_instances == 1000
+
+
+def test_parse_spec_empty_text_is_an_empty_spec() -> None:
+    assert parse_spec("") == Spec()
+
+
+def test_model_ref_parses_a_pinned_version() -> None:
+    ref = ModelRef.parse("credit:3")
+
+    assert (ref.name, ref.version, ref.stage) == ("credit", 3, None)
+    assert str(ref) == "credit:3"
+
+
+def test_model_ref_parses_a_stage() -> None:
+    ref = ModelRef.parse("credit.v2_eu-west@production")
+
+    assert (ref.name, ref.version, ref.stage) == ("credit.v2_eu-west", None, "production")
+    assert str(ref) == "credit.v2_eu-west@production"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["credit", "credit:", "credit:0", "credit:-1", "@production", "credit:1@production", "-m:1"],
+)
+def test_model_ref_rejects_malformed_text(text: str) -> None:
+    with pytest.raises(ValueError, match="NAME:VERSION") as caught:
+        ModelRef.parse(text)
+
+    assert repr(text) in str(caught.value)
+
+
+def test_model_ref_rejects_an_unknown_stage() -> None:
+    with pytest.raises(ValueError, match="stage must be one of none, staging, production"):
+        ModelRef.parse("credit@prod")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": "m"},
+        {"name": "m", "version": 1, "stage": "production"},
+        {"name": "a b", "version": 1},
+    ],
+)
+def test_model_ref_requires_exactly_a_version_or_a_stage(fields: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="NAME:VERSION"):
+        ModelRef.model_validate(fields)
+
+
+def test_parse_spec_names_field_and_line_of_a_negative_max_wait() -> None:
+    text = """\
+deployments:
+  credit:
+    model: credit:3
+    batching:
+      max_batch_size: 8
+      max_wait_ms: -5
+"""
+    error = _spec_error(text)
+
+    assert [e.field for e in error.errors] == ["deployments.credit.batching.max_wait_ms (line 6)"]
+    assert "greater than or equal to 0" in error.errors[0].message
+    assert error.message.startswith("bastion.yaml: deployments.credit.batching.max_wait_ms")
+
+
+def test_parse_spec_names_field_and_line_of_an_unknown_key() -> None:
+    text = """\
+deployments:
+  credit:
+    model: credit:3
+
+    colour: red
+"""
+    error = _spec_error(text)
+
+    assert [e.field for e in error.errors] == ["deployments.credit.colour (line 5)"]
+    assert "Extra inputs are not permitted" in error.errors[0].message
+
+
+def test_parse_spec_names_field_and_line_of_a_bad_model_ref() -> None:
+    text = """\
+deployments:
+  fraud:
+    model: fraud:1
+  credit:
+    description: scoring
+    model: "credit#3"
+"""
+    error = _spec_error(text)
+
+    assert [e.field for e in error.errors] == ["deployments.credit.model (line 6)"]
+    assert "NAME:VERSION" in error.errors[0].message
+    assert "'credit#3'" in error.errors[0].message
+
+
+def test_parse_spec_rejects_a_model_ref_that_is_not_text() -> None:
+    error = _spec_error("deployments:\n  credit:\n    model: 3\n")
+
+    assert [e.field for e in error.errors] == ["deployments.credit.model (line 3)"]
+    assert "NAME:VERSION" in error.errors[0].message
+
+
+def test_parse_spec_rejects_content_in_a_reserved_section() -> None:
+    text = """\
+deployments:
+  credit:
+    model: credit:3
+    guard: {x: 1}
+"""
+    error = _spec_error(text)
+
+    assert [e.field for e in error.errors] == ["deployments.credit.guard.x (line 4)"]
+
+
+def test_parse_spec_accepts_an_empty_reserved_section() -> None:
+    spec = parse_spec("deployments:\n  credit:\n    model: credit:3\n    guard: {}\n")
+
+    assert spec.deployments["credit"].guard is not None
+
+
+def test_parse_spec_reports_every_bad_field() -> None:
+    text = """\
+deployments:
+  a:
+    model: a:1
+    batching:
+      max_batch_size: 0
+  b:
+    model: b:1
+    model_timeout_ms: 0
+"""
+    error = _spec_error(text)
+
+    assert [e.field for e in error.errors] == [
+        "deployments.a.batching.max_batch_size (line 5)",
+        "deployments.b.model_timeout_ms (line 8)",
+    ]
+
+
+def test_parse_spec_reports_a_missing_field_at_its_parent() -> None:
+    error = _spec_error("deployments:\n  credit:\n    description: no model\n")
+
+    assert [e.field for e in error.errors] == ["deployments.credit.model (line 2)"]
+
+
+def test_parse_spec_rejects_a_bad_deployment_name() -> None:
+    error = _spec_error('deployments:\n  "bad name!":\n    model: m:1\n')
+
+    assert "'bad name!'" in error.message
+
+
+def test_parse_spec_reports_the_line_of_invalid_yaml() -> None:
+    text = "deployments:\n  credit:\n    model: credit:3\n\tbatching: {}\n"
+
+    error = _spec_error(text)
+
+    assert "not valid YAML at line 4" in error.message
+    assert error.message.startswith("bastion.yaml:")
+
+
+def test_parse_spec_reports_the_line_of_a_duplicate_key() -> None:
+    text = "deployments:\n  a:\n    model: m:1\n  a:\n    model: m:2\n"
+
+    error = _spec_error(text)
+
+    assert "not valid YAML at line 4" in error.message
+    assert "duplicate key" in error.message
+
+
+def test_parse_spec_rejects_a_top_level_that_is_not_a_mapping() -> None:
+    error = _spec_error("- credit\n- churn\n")
+
+    assert "top level must be a mapping" in error.message
+
+
+def test_load_spec_reads_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "bastion.yaml"
+    path.write_text(VALID, encoding="utf-8")
+
+    assert load_spec(path) == parse_spec(VALID)
+
+
+def test_load_spec_names_the_file_in_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bastion.yaml"
+    path.write_text("deployments:\n  d:\n    model: nope\n", encoding="utf-8")
+
+    with pytest.raises(SpecError, match=r"bastion\.yaml: deployments\.d\.model \(line 3\)"):
+        load_spec(path)
+
+
+def test_load_spec_reports_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="cannot read spec"):
+        load_spec(tmp_path / "missing.yaml")
+
+
+def test_spec_schema_is_a_json_schema_with_deployments() -> None:
+    schema = spec_schema()
+
+    assert schema["type"] == "object"
+    assert "deployments" in schema["properties"]
+    assert schema["additionalProperties"] is False
+    assert "Deployment" in schema["$defs"]
+    assert "model" in schema["$defs"]["Deployment"]["required"]
+
+
+def test_dump_spec_round_trips_through_parse_spec() -> None:
+    spec = parse_spec(VALID)
+    spec.deployments["shadowed"] = Deployment.model_validate(
+        {"model": "credit:4", "guard": {}, "batching": {"max_wait_ms": 0}}
+    )
+
+    text = dump_spec(spec)
+
+    assert "model: credit:3" in text
+    assert "model: churn@production" in text
+    assert parse_spec(text) == spec
+
+
+def test_dump_spec_round_trips_an_empty_spec() -> None:
+    assert parse_spec(dump_spec(Spec())) == Spec()
