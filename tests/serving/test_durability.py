@@ -6,8 +6,6 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 import pytest
 
 from bastion.demo.data import FEATURES
+from bastion.demo.run import start_server, wait_ready
 from bastion.demo.train import TrainedModel
 from bastion.serving.decision_log import DecisionLog
 from bastion.settings import Settings
@@ -33,6 +32,8 @@ def _free_port() -> int:
 
 
 class ServerProcess:
+    """`bastion serve` on a free port, with the test's home and database."""
+
     def __init__(self, settings: Settings, spec_path: Path, log: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -41,31 +42,13 @@ class ServerProcess:
             "BASTION_HOME": str(settings.home),
             "BASTION_DATABASE_URL": settings.resolved_database_url,
         }
-        command = [sys.executable, "-m", "bastion", "serve", "--config", str(spec_path)]
-        command += ["--port", str(self.port), "--log-level", "warning"]
-        self.log = log.open("ab")
-        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=self.log)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not become ready")
+        self.process = start_server(spec_path, self.port, log, env)
+        wait_ready(self.url, self.process)
 
     def stop(self, sig: signal.Signals) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        code = self.process.wait(timeout=60)
-        self.log.close()
-        return code
+        return self.process.wait(timeout=60)
 
 
 @pytest.fixture

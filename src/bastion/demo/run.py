@@ -99,7 +99,10 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def start_server(spec_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    spec_path: Path, port: int, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`bastion serve` in its own process, its output appended to `log`."""
     command = [
         sys.executable,
         "-m",
@@ -112,11 +115,12 @@ def start_server(spec_path: Path, port: int, log: Path) -> subprocess.Popen[byte
         "--log-level",
         "warning",
     ]
-    with log.open("wb") as handle:
-        return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+    with log.open("ab") as handle:
+        return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Poll OIP readiness until the server answers; fail fast if the process died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -126,7 +130,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) 
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.2)
+        time.sleep(0.1)
     raise RuntimeError(f"the server did not become ready within {timeout:.0f} s")
 
 
