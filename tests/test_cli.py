@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -130,3 +131,15 @@ def test_every_command_has_help(runner: CliRunner) -> None:
     for command in commands:
         output = run(runner, *command, "--help")
         assert "Usage" in output
+
+
+def test_models_register_reads_a_parquet_sample(
+    runner: CliRunner, artifacts: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model, sample = artifacts
+    parquet = tmp_path / "sample.parquet"
+    pd.read_csv(sample).to_parquet(parquet)
+
+    output = run(runner, "models", "register", "credit", str(model), "--sample", str(parquet))
+
+    assert "registered credit:1" in output

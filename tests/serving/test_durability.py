@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,20 +21,14 @@ from bastion.serving.decision_log import DecisionLog
 from bastion.settings import Settings
 from bastion.spec import Spec, dump_spec
 from bastion.store import Database
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support import free_port
 
 
 class ServerProcess:
     """`bastion serve` on a free port, with the test's home and database."""
 
     def __init__(self, settings: Settings, spec_path: Path, log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,

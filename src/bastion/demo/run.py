@@ -177,15 +177,19 @@ def print_summary(
         table.add_row(f"outcome {outcome}", f"{count:,}")
     console.print(table)
     body = json.dumps(example)
-    console.print("\n[bold]Try it[/]")
-    console.print(
-        f"  decide:    curl -s -X POST {url}/v1/deployments/{DEPLOYMENT}/decide \\\n"
-        f"               -H 'content-type: application/json' -d '{body}'"
-    )
+    # Commands are printed unwrapped (soft_wrap) so they can be copied and pasted whole.
+    lines = [
+        f"  decide:    curl -s -X POST {url}/v1/deployments/{DEPLOYMENT}/decide "
+        f"-H 'content-type: application/json' -d '{body}'",
+        f"  OIP model: curl -s {url}/v2/models/{DEPLOYMENT}",
+        f"  metrics:   curl -s {url}/metrics",
+        "  models:    .venv/bin/bastion models list",
+    ]
     if summary.first_decision_id:
-        console.print(f"  decision:  curl -s {url}/v1/decisions/{summary.first_decision_id}")
-    console.print(f"  OIP model: curl -s {url}/v2/models/{DEPLOYMENT}")
-    console.print(f"  metrics:   curl -s {url}/metrics")
+        lines.insert(1, f"  decision:  curl -s {url}/v1/decisions/{summary.first_decision_id}")
+    console.print("\n[bold]Try it[/]")
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def run_demo(console: Console, *, port: int, n_requests: int, n_rows: int, wait: bool) -> None:

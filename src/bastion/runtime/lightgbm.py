@@ -69,6 +69,8 @@ class LightGBMAdapter(ModelAdapter):
             if codes is not None:
                 # Unseen categories become NaN, which LightGBM routes like a missing value.
                 matrix[:, index] = [codes.get(value, np.nan) for value in column]
+            elif column.dtype.kind in "fiub":
+                matrix[:, index] = column.to_numpy()
             else:
                 matrix[:, index] = pd.to_numeric(column, errors="coerce")
         raw = self.booster.predict(matrix, num_threads=1)

@@ -1,0 +1,31 @@
+"""`bastion demo --no-wait` end to end: data, model, registry, spec, server, traffic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from bastion.demo.run import run_demo
+from bastion.spec import load_spec
+from tests.support import free_port
+
+
+def test_demo_serves_traffic_and_prints_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BASTION_DATABASE_URL", raising=False)
+    monkeypatch.setenv("BASTION_HOME", str(tmp_path / ".bastion"))
+    console = Console(record=True, width=120)
+
+    run_demo(console, port=free_port(), n_requests=40, n_rows=2000, wait=False)
+
+    output = console.export_text()
+    assert "registered credit-risk:1 and moved it to production" in output
+    assert "requests" in output
+    assert "failed" in output
+    assert "curl -s -X POST" in output
+    assert load_spec(tmp_path / "bastion.yaml").deployments["credit"].model.stage == "production"
+    assert (tmp_path / ".bastion" / "bastion.db").exists()
