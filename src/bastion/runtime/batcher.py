@@ -84,16 +84,28 @@ class MicroBatcher(Generic[Row]):
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._run())
 
-    async def submit(self, rows: Sequence[Row]) -> Result:
-        """Predict `rows` as part of a batch; returns their results in order."""
+    async def submit(self, rows: Sequence[Row], *, timeout: float | None = None) -> Result:
+        """Predict `rows` as part of a batch; returns their results in order.
+
+        After `timeout` seconds the caller gets `TimeoutError`; the model call itself cannot
+        be interrupted and its result for these rows is discarded.
+        """
         if self._closed:
             raise RuntimeError("batcher is closed")
         self.start()
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
         self._queue.append(_Pending(rows, future))
         self._queued_rows += len(rows)
         self._wakeup.set()
-        return await future
+        if timeout is None:
+            return await future
+        # A timer on the future costs far less than asyncio.wait_for's extra task.
+        timer = loop.call_later(timeout, _resolve, future, TimeoutError())
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     async def close(self) -> None:
         """Finish queued requests, then stop the worker and its thread."""

@@ -35,7 +35,7 @@ def create_app(service: ServingService) -> Starlette:
             await service.close()
 
     app = Starlette(
-        routes=[*oip.routes, *v1.routes],
+        routes=[*v1.routes, *oip.routes],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

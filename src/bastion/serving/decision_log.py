@@ -79,6 +79,9 @@ class DecisionLog:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-log")
         self._closing = False
         self._last_replay = 0.0
+        #: set when records are spooled, cleared when a replay empties the spool; saves a
+        #: directory listing on every commit
+        self._spool_waiting = False
         self._committed = 0
         self._spooled = 0
         self._commits = 0
@@ -106,7 +109,7 @@ class DecisionLog:
         self._pending.append((records, future))
         self._pending_rows += len(records)
         self._wakeup.set()
-        await asyncio.shield(future)
+        await future
 
     async def close(self) -> None:
         """Commit everything pending, then stop. Safe to call twice."""
@@ -140,7 +143,7 @@ class DecisionLog:
                 if self._closing:
                     return
                 self._wakeup.clear()
-                timeout = self.replay_interval if self._spool_files() else None
+                timeout = self.replay_interval if self._spool_waiting else None
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
                 except TimeoutError:
@@ -167,7 +170,7 @@ class DecisionLog:
                 session.execute(self._insert(), records)
             self._committed += len(records)
             self._commits += 1
-            if self._spool_files() and time.monotonic() - self._last_replay > self.replay_interval:
+            if self._spool_waiting and time.monotonic() - self._last_replay > self.replay_interval:
                 self._replay_spool()
         except StorageError:
             logger.warning("database unreachable; spooling %d decision records", len(records))
@@ -194,6 +197,7 @@ class DecisionLog:
             os.fsync(handle.fileno())
         temporary.rename(path)
         self._spooled += len(records)
+        self._spool_waiting = True
         if self._on_spool is not None:
             self._on_spool(len(records))
 
@@ -204,7 +208,9 @@ class DecisionLog:
 
     def _replay_spool(self) -> None:
         self._last_replay = time.monotonic()
-        for path in self._spool_files():
+        files = self._spool_files()
+        self._spool_waiting = bool(files)
+        for path in files:
             records = [
                 _decode_spooled(orjson.loads(line))
                 for line in path.read_bytes().splitlines()
@@ -219,6 +225,7 @@ class DecisionLog:
                 return
             path.unlink()
             logger.info("replayed %d spooled decision records from %s", len(records), path.name)
+        self._spool_waiting = False
 
 
 def _decode_spooled(record: Record) -> Record:

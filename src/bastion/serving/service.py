@@ -114,8 +114,8 @@ class ServingService:
         """Score `rows`, record one durable decision per row, return them in order."""
         labels = (deployment.name, str(deployment.version.version), api)
         try:
-            result = await asyncio.wait_for(
-                deployment.batcher.submit(rows), deployment.spec.model_timeout_ms / 1000
+            result = await deployment.batcher.submit(
+                rows, timeout=deployment.spec.model_timeout_ms / 1000
             )
         except TimeoutError:
             self.metrics.requests.labels(*labels, "timeout").inc()
