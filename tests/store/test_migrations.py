@@ -16,7 +16,14 @@ from sqlalchemy import inspect, select
 from bastion.store import Database
 from bastion.store.tables import Base, ModelRow
 
-TABLES = {"models", "model_versions", "stage_transitions", "decisions"}
+TABLES = {
+    "models",
+    "model_versions",
+    "stage_transitions",
+    "decisions",
+    "audit_events",
+    "api_keys",
+}
 
 
 @pytest.fixture
