@@ -30,6 +30,17 @@ def open_registry() -> Iterator[Registry]:
         database.dispose()
 
 
+@contextmanager
+def open_database() -> Iterator[Database]:
+    """This machine's database, with the schema brought up to date; disposed on exit."""
+    database = Database(Settings().resolved_database_url)
+    try:
+        database.migrate()
+        yield database
+    finally:
+        database.dispose()
+
+
 def read_frame(path: Path) -> pd.DataFrame:
     """A CSV or Parquet file as a frame, or a clear error naming the file."""
     if not path.is_file():

@@ -31,6 +31,7 @@ from bastion.runtime.adapter import ArtifactFormat
 from bastion.runtime.callable import resolve_target
 from bastion.spec import NAME_PATTERN, STAGES, ModelRef
 from bastion.store import Database
+from bastion.store.audit import AuditLog
 from bastion.store.tables import ModelRow, ModelVersionRow, StageTransitionRow
 
 Clock = Callable[[], datetime]
@@ -97,6 +98,7 @@ class Registry:
         adapter = fmt.load(stored, options)
         signature, output, data_fingerprint = self._describe(adapter, sample)
         now = self.clock()
+        author = author or getpass.getuser()
         with self.database.transaction() as session:
             existing = session.scalar(
                 select(ModelVersionRow).where(
@@ -126,7 +128,7 @@ class Registry:
                 tags=dict(tags or {}),
                 description=description,
                 stage="none",
-                author=author or getpass.getuser(),
+                author=author,
                 created_at=now,
             )
             session.add(row)
@@ -136,7 +138,17 @@ class Registry:
                 raise Conflict(
                     f"another registration of {name} happened at the same time; try again"
                 ) from exc
-            return ModelVersion.from_row(row)
+            version = ModelVersion.from_row(row)
+            AuditLog.append(
+                session,
+                actor=author,
+                action="model.registered",
+                target=version.ref,
+                after=version.summary(),
+                details={"framework": version.framework, "sha256": version.digest},
+                at=now,
+            )
+            return version
 
     def _locate(
         self, source: str | Path, framework: str, options: LoadOptions
@@ -228,6 +240,7 @@ class Registry:
             rows = session.scalars(
                 select(ModelVersionRow)
                 .where(ModelVersionRow.model_name == target.name)
+                .order_by(ModelVersionRow.version)
                 .with_for_update()
             ).all()
             for row in rows:
@@ -242,8 +255,10 @@ class Registry:
     def _move(
         session: Session, row: ModelVersionRow, stage: str, actor: str, now: datetime
     ) -> None:
+        """Move `row` to `stage`, keeping the transition in its history and the audit log."""
         if row.stage == stage:
             return
+        old = row.stage
         session.add(
             StageTransitionRow(
                 model_name=row.model_name,
@@ -255,6 +270,16 @@ class Registry:
             )
         )
         row.stage = stage
+        AuditLog.append(
+            session,
+            actor=actor,
+            action="model.stage_changed",
+            target=f"{row.model_name}:{row.version}",
+            before={"stage": old},
+            after={"stage": stage},
+            details={"from": old, "to": stage},
+            at=now,
+        )
 
     def stage_history(self, name: str) -> list[StageTransition]:
         with self.database.transaction() as session:
