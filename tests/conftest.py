@@ -2,7 +2,8 @@
 
 PostgreSQL isolation: each test gets a fresh schema in the `test` database (dropped after),
 selected through the connection's search_path. Set BASTION_TEST_POSTGRES_URL to point
-elsewhere. Under CI=true an unreachable PostgreSQL fails the run instead of skipping.
+elsewhere. Redis (`redis_url`) comes from BASTION_TEST_REDIS_URL, 127.0.0.1:6379 by default.
+Under CI=true an unreachable PostgreSQL or Redis fails the run instead of skipping.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+import redis
 
 from bastion.registry import ArtifactStore, Registry
 from bastion.store import Database
@@ -22,6 +24,7 @@ from bastion.store import Database
 POSTGRES_URL = os.environ.get(
     "BASTION_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("BASTION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -44,6 +47,27 @@ def _require_postgres() -> None:
     if IN_CI:
         pytest.fail(f"{message}; CI requires it", pytrace=False)
     pytest.skip(message)
+
+
+def redis_available() -> bool:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The URL of the real Redis server; skipped (failed under CI) when it does not answer."""
+    if not redis_available():
+        message = f"Redis is not answering at {REDIS_URL}"
+        if IN_CI:
+            pytest.fail(f"{message}; CI requires it", pytrace=False)
+        pytest.skip(message)
+    return REDIS_URL
 
 
 @pytest.fixture

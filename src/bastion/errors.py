@@ -131,3 +131,21 @@ class ModelTimeout(BastionError):
     type: str = "model-timeout"
     title: str = "Model call timed out"
     status: int = 504
+
+
+@dataclass
+class Unauthorized(BastionError):
+    """No API key, or one that is unknown or revoked. Answered with `WWW-Authenticate`."""
+
+    type: str = "unauthorized"
+    title: str = "Unauthorized"
+    status: int = 401
+
+
+@dataclass
+class Forbidden(BastionError):
+    """A valid API key whose role or deployment does not allow the request."""
+
+    type: str = "forbidden"
+    title: str = "Forbidden"
+    status: int = 403

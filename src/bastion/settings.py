@@ -26,6 +26,13 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; defaults to SQLite at <home>/bastion.db. "
         "Use postgresql+psycopg://... for replicas that share state.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="Redis URL (redis://host:6379/0) the replicas share. When set, change "
+        "notifications (such as a revoked API key) travel over Redis pub/sub, preferred to "
+        "PostgreSQL LISTEN/NOTIFY. Hidden in repr: it may carry a password.",
+    )
     secret_key: str | None = Field(
         default=None,
         repr=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -27,5 +28,9 @@ def test_demo_serves_traffic_and_prints_summary(
     assert "requests" in output
     assert "failed" in output
     assert "curl -s -X POST" in output
+    tokens = re.findall(r"bst_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", output)
+    assert len(tokens) == 1, "the demo key is printed exactly once"
+    assert f"export BASTION_KEY={tokens[0]}" in output
+    assert 'curl -s -H "Authorization: Bearer $BASTION_KEY"' in output
     assert load_spec(tmp_path / "bastion.yaml").deployments["credit"].model.stage == "production"
     assert (tmp_path / ".bastion" / "bastion.db").exists()

@@ -27,6 +27,7 @@ from bastion.settings import Settings
 from bastion.spec import Spec, parse_spec
 from bastion.store import Database
 from bastion.store.tables import DecisionRow
+from tests.credentials import bearer, create_key
 
 NUMERIC = ["income", "debt", "age"]
 REGIONS = ["north", "south", "east", "west"]
@@ -88,6 +89,12 @@ class Served:
     registry: Registry
     versions: dict[str, ModelVersion]
     rows: pd.DataFrame
+    #: an unscoped predict key: everything the OIP tests call, and nothing more
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
 
     def app(self) -> Starlette:
         """A fresh app over the same database; use it inside `TestClient(...)` for lifespan."""
@@ -139,7 +146,8 @@ def served(tmp_path: Path, artifacts: dict[str, Path]) -> Iterator[Served]:
         "amount": registry.register("amount", artifacts["amount"], sample=sample[NUMERIC]),
     }
     rows, _ = make_frame(12, seed=11)
+    token = create_key(settings.resolved_database_url, "predict")
     try:
-        yield Served(settings, parse_spec(SPEC), registry, versions, rows)
+        yield Served(settings, parse_spec(SPEC), registry, versions, rows, token)
     finally:
         database.dispose()

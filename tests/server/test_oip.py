@@ -27,7 +27,7 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture
 def client(served: Served) -> Iterator[TestClient]:
-    with TestClient(served.app()) as test_client:
+    with TestClient(served.app(), headers=served.headers) as test_client:
         yield test_client
 
 
@@ -376,12 +376,13 @@ def triton_inputs(frame: pd.DataFrame) -> list[Any]:
 @pytest.mark.slow
 def test_tritonclient_talks_to_bastion_unchanged(served: Served, server_url: str) -> None:
     client = triton.InferenceServerClient(url=server_url)
+    headers = served.headers
     try:
         assert client.is_server_live()
         assert client.is_server_ready()
-        assert client.is_model_ready("credit")
-        assert client.is_model_ready("credit", model_version="1")
-        metadata = client.get_model_metadata("credit")
+        assert client.is_model_ready("credit", headers=headers)
+        assert client.is_model_ready("credit", model_version="1", headers=headers)
+        metadata = client.get_model_metadata("credit", headers=headers)
         assert [i["name"] for i in metadata["inputs"]] == [*NUMERIC, "region"]
 
         expected = served.expected("credit", served.rows)
@@ -390,25 +391,30 @@ def test_tritonclient_talks_to_bastion_unchanged(served: Served, server_url: str
             triton.InferRequestedOutput("label", binary_data=False),
         ]
         result = client.infer(
-            "credit", triton_inputs(served.rows), outputs=outputs, request_id="e2e"
+            "credit", triton_inputs(served.rows), outputs=outputs, request_id="e2e", headers=headers
         )
         np.testing.assert_array_equal(result.as_numpy("probabilities"), expected)
         np.testing.assert_array_equal(result.as_numpy("label"), expected.argmax(axis=1))
         assert result.get_response()["id"] == "e2e"
 
-        every = client.infer("credit", triton_inputs(served.rows), model_version="1")
+        every = client.infer(
+            "credit", triton_inputs(served.rows), model_version="1", headers=headers
+        )
         np.testing.assert_array_equal(every.as_numpy("probabilities"), expected)
 
         matrix = served.rows[NUMERIC].to_numpy(dtype=np.float32)
         tensor = triton.InferInput("input__0", list(matrix.shape), "FP32")
         tensor.set_data_from_numpy(matrix)
-        labels = client.infer("numeric", [tensor]).as_numpy("label")
+        labels = client.infer("numeric", [tensor], headers=headers).as_numpy("label")
         expected_labels = served.expected("numeric", pd.DataFrame(matrix, columns=NUMERIC))
         assert labels.tolist() == [CLASSES[i].encode() for i in expected_labels.argmax(axis=1)]
 
         with pytest.raises(InferenceServerException) as refused:
-            client.infer("no-such-deployment", triton_inputs(served.rows))
+            client.infer("no-such-deployment", triton_inputs(served.rows), headers=headers)
         assert refused.value.status() == "404"
+        with pytest.raises(InferenceServerException) as unauthenticated:
+            client.infer("credit", triton_inputs(served.rows))
+        assert unauthenticated.value.status() == "401"
         assert client.is_server_ready()
     finally:
         client.close()

@@ -12,6 +12,7 @@ from bastion.registry import ArtifactStore, ModelVersion, Registry
 from bastion.settings import Settings
 from bastion.spec import Spec, parse_spec
 from bastion.store import Database
+from tests.credentials import create_key
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +51,9 @@ deployments:
     batching: {max_batch_size: 32, max_wait_ms: 1}
 """
     )
+
+
+@pytest.fixture
+def admin_token(settings: Settings, served_version: ModelVersion) -> str:
+    """An admin key in the test's database (migrated by `served_version`)."""
+    return create_key(settings.resolved_database_url, "admin")

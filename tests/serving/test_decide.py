@@ -16,11 +16,12 @@ from bastion.registry import ModelVersion
 from bastion.server.app import app_for
 from bastion.settings import Settings
 from bastion.spec import Spec
+from tests.credentials import bearer
 
 
 @pytest.fixture
-def client(spec: Spec, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(app_for(spec, settings)) as test_client:
+def client(spec: Spec, settings: Settings, admin_token: str) -> Iterator[TestClient]:
+    with TestClient(app_for(spec, settings), headers=bearer(admin_token)) as test_client:
         yield test_client
 
 

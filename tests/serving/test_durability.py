@@ -21,6 +21,7 @@ from bastion.serving.decision_log import DecisionLog
 from bastion.settings import Settings
 from bastion.spec import Spec, dump_spec
 from bastion.store import Database
+from tests.credentials import bearer
 from tests.support import free_port
 
 
@@ -65,14 +66,17 @@ def bodies(credit_model: tuple[Path, TrainedModel]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def server(settings: Settings, spec_file: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+def server(
+    settings: Settings, spec_file: Path, tmp_path: Path, admin_token: str
+) -> Iterator[ServerProcess]:
+    """The server, started after `admin_token` exists so its key cache holds the key."""
     process = ServerProcess(settings, spec_file, tmp_path / "server.log")
     yield process
     if process.process.poll() is None:
         process.stop(signal.SIGKILL)
 
 
-async def _hammer(url: str, bodies: list[dict[str, Any]], seconds: float) -> list[str]:
+async def _hammer(url: str, bodies: list[dict[str, Any]], seconds: float, token: str) -> list[str]:
     """Send decisions from 16 concurrent clients; return the ids the server acknowledged."""
     acknowledged: list[str] = []
     deadline = time.monotonic() + seconds
@@ -90,7 +94,7 @@ async def _hammer(url: str, bodies: list[dict[str, Any]], seconds: float) -> lis
                 acknowledged.append(response.json()["decision_id"])
             index += 1
 
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, headers=bearer(token)) as client:
         await asyncio.gather(*(client_loop(client, i) for i in range(16)))
     return acknowledged
 
@@ -110,9 +114,10 @@ def test_killed_server_loses_no_acknowledged_decision(
     spec_file: Path,
     bodies: list[dict[str, Any]],
     tmp_path: Path,
+    admin_token: str,
 ) -> None:
     async def kill_during_traffic() -> list[str]:
-        traffic = asyncio.create_task(_hammer(server.url, bodies, seconds=3.0))
+        traffic = asyncio.create_task(_hammer(server.url, bodies, 3.0, admin_token))
         await asyncio.sleep(1.5)
         server.process.send_signal(signal.SIGKILL)
         return await traffic
@@ -122,21 +127,24 @@ def test_killed_server_loses_no_acknowledged_decision(
     restarted = ServerProcess(settings, spec_file, tmp_path / "server.log")
     try:
         assert len(acknowledged) > 50
-        missing = [
-            i
-            for i in acknowledged
-            if httpx.get(f"{restarted.url}/v1/decisions/{i}", timeout=10).status_code != 200
-        ]
+        with httpx.Client(base_url=restarted.url, headers=bearer(admin_token)) as client:
+            missing = [
+                i for i in acknowledged if client.get(f"/v1/decisions/{i}").status_code != 200
+            ]
         assert missing == []
     finally:
         restarted.stop(signal.SIGTERM)
 
 
 def test_sigterm_finishes_in_flight_requests_and_exits_zero(
-    server: ServerProcess, settings: Settings, bodies: list[dict[str, Any]], tmp_path: Path
+    server: ServerProcess,
+    settings: Settings,
+    bodies: list[dict[str, Any]],
+    tmp_path: Path,
+    admin_token: str,
 ) -> None:
     async def terminate_during_traffic() -> list[str]:
-        traffic = asyncio.create_task(_hammer(server.url, bodies, seconds=2.0))
+        traffic = asyncio.create_task(_hammer(server.url, bodies, 2.0, admin_token))
         await asyncio.sleep(1.0)
         server.process.send_signal(signal.SIGTERM)
         return await traffic

@@ -21,6 +21,7 @@ from bastion.server.app import app_for
 from bastion.settings import Settings
 from bastion.spec import parse_spec
 from bastion.store import Database
+from tests.credentials import bearer, create_key
 from tests.model_cases import BUILDERS, Case
 
 
@@ -36,8 +37,9 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Cas
         "model", source, framework=case.format_name, sample=case.frame, options=case.options
     )
     database.dispose()
+    token = create_key(settings.resolved_database_url, "predict", deployment="scored")
     spec = parse_spec("deployments:\n  scored:\n    model: model:1\n")
-    with TestClient(app_for(spec, settings)) as client:
+    with TestClient(app_for(spec, settings), headers=bearer(token)) as client:
         yield case, client
 
 

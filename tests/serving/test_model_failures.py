@@ -14,6 +14,7 @@ from bastion.server.app import app_for
 from bastion.settings import Settings
 from bastion.spec import parse_spec
 from bastion.store import Database
+from tests.credentials import bearer, create_key
 
 
 @pytest.fixture
@@ -25,8 +26,9 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         "fragile", "tests.serving.fragile_model:FragileModel"
     )
     database.dispose()
+    token = create_key(settings.resolved_database_url, "admin")
     spec = parse_spec("deployments:\n  fragile:\n    model: fragile:1\n    model_timeout_ms: 100\n")
-    with TestClient(app_for(spec, settings)) as test_client:
+    with TestClient(app_for(spec, settings), headers=bearer(token)) as test_client:
         yield test_client
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from bastion.cli import audit, models, serve, spec
+from bastion.cli import audit, keys, models, serve, spec
 from bastion.cli.common import errors
 from bastion.errors import BastionError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(spec.app, name="spec")
 app.add_typer(serve.db_app, name="db")
+app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)

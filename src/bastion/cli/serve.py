@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import ipaddress
 import os
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from bastion.cli.common import console, open_registry
+from bastion.cli.common import console, errors, open_registry
+from bastion.errors import InvalidInput
 from bastion.spec import load_spec
 
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
@@ -22,24 +25,69 @@ def db_upgrade() -> None:
         console.print("database schema is up to date")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address: 127.0.0.0/8, ::1 or localhost."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _log_config(log_level: str) -> dict[str, Any]:
+    """uvicorn's logging, plus Bastion's own loggers (the access log among them)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["bastion"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
 def serve(
     config: Annotated[Path, typer.Option(help="The deployment spec.")] = Path("bastion.yaml"),
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Serve WITHOUT authentication, for development. Loopback hosts only.",
+        ),
+    ] = False,
 ) -> None:
-    """Serve every deployment of the spec over OIP v2 and the /v1 decision API."""
+    """Serve every deployment of the spec over OIP v2 and the /v1 decision API.
+
+    Every endpoint but the health checks needs an API key (`bastion keys create`).
+    """
     import uvicorn
 
-    from bastion.server.app import CONFIG_ENV
+    from bastion.server.app import CONFIG_ENV, INSECURE_ENV
 
+    if insecure and not is_loopback(host):
+        raise InvalidInput(
+            "--insecure serves without authentication, so it binds to loopback only "
+            f"(127.0.0.0/8, ::1 or localhost); got --host {host}"
+        )
     spec = load_spec(config)
     with open_registry() as registry:
         for name, deployment in spec.deployments.items():
             version = registry.get(deployment.model)
             console.print(f"deployment [bold]{name}[/] serves {version.ref} ({version.framework})")
     os.environ[CONFIG_ENV] = str(config.resolve())
+    os.environ[INSECURE_ENV] = "1" if insecure else "0"
+    if insecure:
+        errors.print(
+            f"[bold red]WARNING: --insecure: NO AUTHENTICATION.[/] Anyone who can reach "
+            f"{host}:{port} may call every endpoint. For development only.",
+            highlight=False,
+        )
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal with the
     # handler found at start. A no-op handler lets that clean shutdown end with status 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
@@ -52,6 +100,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         log_level=log_level,
+        log_config=_log_config(log_level),
         access_log=False,
         timeout_graceful_shutdown=30,
     )

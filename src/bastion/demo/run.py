@@ -24,6 +24,8 @@ from bastion.registry import ArtifactStore, Registry
 from bastion.settings import Settings
 from bastion.spec import Deployment, ModelRef, Spec, dump_spec
 from bastion.store import Database
+from bastion.store.keys import KeyService
+from bastion.store.notify import open_change_feed
 
 MODEL_NAME = "credit-risk"
 DEPLOYMENT = "credit"
@@ -91,6 +93,21 @@ def prepare(
     return bodies
 
 
+def create_demo_key(settings: Settings) -> str:
+    """An admin key for the demo's traffic and its "Try it" commands; returns the token."""
+    database = Database(settings.resolved_database_url)
+    feed = open_change_feed(settings.resolved_database_url, settings.redis_url)
+    try:
+        database.migrate()
+        created = KeyService(database, feed).create(
+            "admin", description="bastion demo", actor="bastion demo"
+        )
+    finally:
+        feed.close()
+        database.dispose()
+    return created.token
+
+
 def _missing(value: Any) -> bool:
     return isinstance(value, float) and np.isnan(value)
 
@@ -135,7 +152,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) 
 
 
 async def send_traffic(
-    url: str, bodies: list[dict[str, Any]], concurrency: int = 8
+    url: str, bodies: list[dict[str, Any]], token: str, concurrency: int = 8
 ) -> TrafficSummary:
     latencies: list[float] = []
     outcomes: Counter[Any] = Counter()
@@ -158,13 +175,14 @@ async def send_traffic(
             if not first:
                 first.append(decision["decision_id"])
 
-    async with httpx.AsyncClient(timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     return TrafficSummary(len(bodies), failed, latencies, outcomes, first[0] if first else None)
 
 
 def print_summary(
-    console: Console, summary: TrafficSummary, url: str, example: dict[str, Any]
+    console: Console, summary: TrafficSummary, url: str, example: dict[str, Any], token: str
 ) -> None:
     table = Table(title="demo traffic", show_header=True)
     table.add_column("metric")
@@ -178,15 +196,20 @@ def print_summary(
     console.print(table)
     body = json.dumps(example)
     # Commands are printed unwrapped (soft_wrap) so they can be copied and pasted whole.
+    # The demo's admin key is shown once, in the export line; the commands refer to it.
+    auth = '-H "Authorization: Bearer $BASTION_KEY"'
     lines = [
-        f"  decide:    curl -s -X POST {url}/v1/deployments/{DEPLOYMENT}/decide "
+        f"  key:       export BASTION_KEY={token}",
+        f"  decide:    curl -s -X POST {url}/v1/deployments/{DEPLOYMENT}/decide {auth} "
         f"-H 'content-type: application/json' -d '{body}'",
-        f"  OIP model: curl -s {url}/v2/models/{DEPLOYMENT}",
-        f"  metrics:   curl -s {url}/metrics",
+        f"  OIP model: curl -s {auth} {url}/v2/models/{DEPLOYMENT}",
+        f"  metrics:   curl -s {auth} {url}/metrics",
         "  models:    .venv/bin/bastion models list",
+        "  keys:      .venv/bin/bastion keys list",
     ]
     if summary.first_decision_id:
-        lines.insert(1, f"  decision:  curl -s {url}/v1/decisions/{summary.first_decision_id}")
+        decision = f"{url}/v1/decisions/{summary.first_decision_id}"
+        lines.insert(2, f"  decision:  curl -s {auth} {decision}")
     console.print("\n[bold]Try it[/]")
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False, markup=False)
@@ -196,6 +219,7 @@ def run_demo(console: Console, *, port: int, n_requests: int, n_rows: int, wait:
     settings = Settings()
     spec_path = Path("bastion.yaml")
     bodies = prepare(console, settings, n_rows, spec_path)
+    token = create_demo_key(settings)
     url = f"http://127.0.0.1:{port}"
     log = settings.home / "demo" / "server.log"
     process = start_server(spec_path, port, log)
@@ -204,8 +228,8 @@ def run_demo(console: Console, *, port: int, n_requests: int, n_rows: int, wait:
         wait_ready(url, process)
         console.print(f"server ready at {url} (log: {log})")
         traffic = (bodies * (n_requests // len(bodies) + 1))[:n_requests]
-        summary = asyncio.run(send_traffic(url, traffic))
-        print_summary(console, summary, url, traffic[0])
+        summary = asyncio.run(send_traffic(url, traffic, token))
+        print_summary(console, summary, url, traffic[0], token)
         if wait:
             console.print("\nserving until Ctrl-C …")
             while process.poll() is None:

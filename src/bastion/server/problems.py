@@ -46,20 +46,29 @@ def problem_response(
     )
 
 
-async def handle_bastion_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BastionError)
-    if exc.status >= 500:
-        logger.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.type)
-    headers = {"Retry-After": "1"} if exc.status == 503 else None
+def error_response(exc: BastionError, instance: str) -> Response:
+    """The problem document for a `BastionError`, also used by middleware outside routing."""
+    headers = None
+    if exc.status == 503:
+        headers = {"Retry-After": "1"}
+    elif exc.status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
     return problem_response(
         exc.status,
         exc.type,
         exc.title,
         exc.message,
-        instance=request.url.path,
+        instance=instance,
         errors=[e.as_dict() for e in exc.errors],
         headers=headers,
     )
+
+
+async def handle_bastion_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BastionError)
+    if exc.status >= 500:
+        logger.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.type)
+    return error_response(exc, request.url.path)
 
 
 async def handle_http_error(request: Request, exc: Exception) -> Response:

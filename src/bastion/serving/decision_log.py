@@ -124,7 +124,7 @@ class DecisionLog:
         """A stored decision as a dict, or None. Blocking: call from a worker thread."""
         with self.database.transaction() as session:
             row = session.get(DecisionRow, decision_id)
-            return None if row is None else _row_to_record(row)
+            return None if row is None else row_to_record(row)
 
     def recent(self, deployment: str, limit: int = 100) -> list[Record]:
         with self.database.transaction() as session:
@@ -134,7 +134,7 @@ class DecisionLog:
                 .order_by(DecisionRow.created_at.desc())
                 .limit(limit)
             )
-            return [_row_to_record(row) for row in rows]
+            return [row_to_record(row) for row in rows]
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -233,7 +233,7 @@ def _decode_spooled(record: Record) -> Record:
     return record
 
 
-def _row_to_record(row: DecisionRow) -> Record:
+def row_to_record(row: DecisionRow) -> Record:
     return {
         "decision_id": row.id,
         "created_at": row.created_at.isoformat(),

@@ -1,0 +1,146 @@
+"""Data-subject rights over the decision log: export, erasure and retention.
+
+A subject is known only by its pseudonyms (one per key the pseudonymizer knows, so records
+made before a key rotation are found too). Erasure removes the subject's decisions from the
+database and from the local spool, and records an audit event naming the pseudonym, never
+the raw id. Retention deletes decisions older than a deployment's `retention_days`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, func, select
+
+from bastion.guard.pseudonym import Pseudonymizer
+from bastion.serving.decision_log import row_to_record
+from bastion.store import Database
+from bastion.store.audit import AuditLog
+from bastion.store.tables import DecisionRow
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    subject_key: str
+    decisions: int
+    spooled: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subject_key": self.subject_key,
+            "decisions": self.decisions,
+            "spooled": self.spooled,
+        }
+
+
+class SubjectService:
+    """Find, export and erase everything stored about one subject."""
+
+    def __init__(
+        self, database: Database, pseudonymizer: Pseudonymizer, spool_dir: Path, clock: Clock
+    ) -> None:
+        self.database = database
+        self.pseudonymizer = pseudonymizer
+        self.spool_dir = spool_dir
+        self.clock = clock
+
+    def export(self, subject_id: str) -> dict[str, Any]:
+        """Every stored decision of the subject, as JSON-ready records."""
+        keys = self.pseudonymizer.pseudonymize_all(subject_id)
+        with self.database.transaction() as session:
+            rows = session.scalars(
+                select(DecisionRow)
+                .where(DecisionRow.subject_key.in_(keys))
+                .order_by(DecisionRow.created_at)
+            )
+            decisions = [row_to_record(row) for row in rows]
+        spooled = [
+            record for record in self._spooled_records() if record.get("subject_key") in keys
+        ]
+        return {"subject_key": keys[0], "decisions": decisions, "spooled_decisions": spooled}
+
+    def erase(self, subject_id: str, *, actor: str) -> ErasureReport:
+        """Remove the subject from the spool and the database; audit it without the raw id.
+
+        The spool goes first, so a replay racing with the erasure cannot bring records back
+        after the database delete.
+        """
+        keys = self.pseudonymizer.pseudonymize_all(subject_id)
+        spooled = self._erase_from_spool(set(keys))
+        now = self.clock()
+        with self.database.transaction() as session:
+            result = session.execute(delete(DecisionRow).where(DecisionRow.subject_key.in_(keys)))
+            deleted = int(getattr(result, "rowcount", 0) or 0)
+            AuditLog.append(
+                session,
+                actor=actor,
+                action="subject.erased",
+                target=keys[0],
+                details={"decisions": deleted, "spooled": spooled},
+                at=now,
+            )
+        return ErasureReport(keys[0], deleted, spooled)
+
+    def purge_expired(self, retention_days: dict[str, int]) -> dict[str, int]:
+        """Delete decisions older than each deployment's retention; returns counts per deployment."""
+        now = self.clock()
+        removed: dict[str, int] = {}
+        with self.database.transaction() as session:
+            for deployment, days in retention_days.items():
+                cutoff = now - timedelta(days=days)
+                result = session.execute(
+                    delete(DecisionRow).where(
+                        DecisionRow.deployment == deployment, DecisionRow.created_at < cutoff
+                    )
+                )
+                removed[deployment] = int(getattr(result, "rowcount", 0) or 0)
+        return removed
+
+    def count(self, subject_id: str) -> int:
+        keys = self.pseudonymizer.pseudonymize_all(subject_id)
+        with self.database.transaction() as session:
+            total = session.scalar(
+                select(func.count())
+                .select_from(DecisionRow)
+                .where(DecisionRow.subject_key.in_(keys))
+            )
+            return int(total or 0)
+
+    def _spool_files(self) -> list[Path]:
+        if not self.spool_dir.exists():
+            return []
+        return sorted(self.spool_dir.glob("decisions-*.jsonl"))
+
+    def _spooled_records(self) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for path in self._spool_files():
+            records.extend(orjson.loads(line) for line in path.read_bytes().splitlines() if line)
+        return records
+
+    def _erase_from_spool(self, keys: set[str]) -> int:
+        removed = 0
+        for path in self._spool_files():
+            lines = [line for line in path.read_bytes().splitlines() if line]
+            kept = [line for line in lines if orjson.loads(line).get("subject_key") not in keys]
+            if len(kept) == len(lines):
+                continue
+            removed += len(lines) - len(kept)
+            temporary = path.with_suffix(".erasing")
+            with temporary.open("wb") as handle:
+                handle.writelines(line + b"\n" for line in kept)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if kept:
+                temporary.replace(path)
+            else:
+                temporary.unlink()
+                path.unlink()
+        return removed

@@ -1,0 +1,116 @@
+"""Export, erasure and retention of a subject's decisions, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, text
+
+from bastion.guard.pseudonym import Pseudonymizer
+from bastion.serving.decision_log import DecisionLog, Record
+from bastion.serving.subjects import SubjectService
+from bastion.store import Database
+from bastion.store.audit import AuditLog
+from bastion.store.tables import DecisionRow
+
+OLD_KEY = b"an-old-key-that-was-rotated-out"
+NEW_KEY = b"the-current-pseudonymization-key"
+UNREACHABLE = "postgresql+psycopg://root@127.0.0.1:1/test?connect_timeout=1"
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def _record(subject_key: str | None, created_at: datetime = NOW) -> Record:
+    return {
+        "id": str(uuid.uuid4()),
+        "created_at": created_at,
+        "deployment": "credit",
+        "model_name": "credit",
+        "model_version": 1,
+        "subject_key": subject_key,
+        "inputs": {"income": 1.0},
+        "outputs": {"score": 0.5},
+        "outcome": 1,
+        "latency_ms": 1.0,
+    }
+
+
+def _write(database: Database, spool: Path, records: list[Record]) -> None:
+    async def scenario() -> None:
+        log = DecisionLog(database, spool)
+        await log.start()
+        try:
+            await log.record(records)
+        finally:
+            await log.close()
+
+    asyncio.run(scenario())
+
+
+def _service(database: Database, spool: Path) -> SubjectService:
+    pseudonymizer = Pseudonymizer(NEW_KEY, previous=[OLD_KEY])
+    return SubjectService(database, pseudonymizer, spool, clock=lambda: NOW)
+
+
+def test_erase_removes_every_record_of_the_subject_and_only_those(
+    database: Database, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    alice_now = Pseudonymizer(NEW_KEY).pseudonymize("alice@example.com")
+    alice_before_rotation = Pseudonymizer(OLD_KEY).pseudonymize("alice@example.com")
+    bob = Pseudonymizer(NEW_KEY).pseudonymize("bob@example.com")
+    _write(database, spool, [_record(alice_now), _record(alice_before_rotation), _record(bob)])
+    _write(Database(UNREACHABLE), spool, [_record(alice_now), _record(bob)])
+    service = _service(database, spool)
+
+    report = service.erase("alice@example.com", actor="dpo")
+
+    assert (report.decisions, report.spooled) == (2, 1)
+    assert service.count("alice@example.com") == 0
+    assert service.export("alice@example.com")["spooled_decisions"] == []
+    assert service.count("bob@example.com") == 1
+    assert len(service.export("bob@example.com")["spooled_decisions"]) == 1
+
+
+def test_erase_is_audited_without_the_raw_subject_id(database: Database, tmp_path: Path) -> None:
+    service = _service(database, tmp_path / "spool")
+
+    service.erase("alice@example.com", actor="dpo")
+
+    with database.transaction() as session:
+        events = AuditLog.list(session, action="subject.erased")
+        dumped = session.execute(text("SELECT * FROM audit_events")).all()
+    assert [e.actor for e in events] == ["dpo"]
+    assert events[0].target == Pseudonymizer(NEW_KEY).pseudonymize("alice@example.com")
+    assert "alice" not in repr(dumped)
+
+
+def test_export_returns_the_subjects_decisions(database: Database, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    alice = Pseudonymizer(NEW_KEY).pseudonymize("alice@example.com")
+    records = [_record(alice), _record(alice), _record(None)]
+    _write(database, spool, records)
+
+    exported = _service(database, spool).export("alice@example.com")
+
+    assert exported["subject_key"] == alice
+    assert sorted(d["decision_id"] for d in exported["decisions"]) == sorted(
+        r["id"] for r in records[:2]
+    )
+
+
+def test_purge_expired_keeps_recent_decisions(database: Database, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    old = _record(None, created_at=NOW - timedelta(days=40))
+    recent = _record(None, created_at=NOW - timedelta(days=5))
+    other_deployment = dict(_record(None, created_at=NOW - timedelta(days=400)), deployment="fraud")
+    _write(database, spool, [old, recent, other_deployment])
+
+    removed = _service(database, spool).purge_expired({"credit": 30})
+
+    assert removed == {"credit": 1}
+    with database.transaction() as session:
+        remaining = set(session.scalars(select(DecisionRow.id)))
+    assert remaining == {recent["id"], other_deployment["id"]}
