@@ -127,6 +127,16 @@ def test_every_command_has_help(runner: CliRunner) -> None:
         ["db", "upgrade"],
         ["serve"],
         ["demo"],
+        ["keys"],
+        ["keys", "create"],
+        ["keys", "list"],
+        ["keys", "revoke"],
+        ["audit"],
+        ["audit", "verify"],
+        ["audit", "list"],
+        ["privacy"],
+        ["privacy", "export"],
+        ["privacy", "erase"],
     ]
     for command in commands:
         output = run(runner, *command, "--help")

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from bastion.cli import audit, keys, models, serve, spec
+from bastion.cli import audit, keys, models, privacy, serve, spec
 from bastion.cli.common import errors
 from bastion.errors import BastionError
 
@@ -24,6 +24,7 @@ app.add_typer(spec.app, name="spec")
 app.add_typer(serve.db_app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
+app.add_typer(privacy.app, name="privacy")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 

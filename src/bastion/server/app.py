@@ -12,7 +12,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from bastion.server import oip, v1
+from bastion.server import oip, subjects, v1
 from bastion.server.auth import (
     REFRESH_SECONDS,
     UNNOTIFIED_REFRESH_SECONDS,
@@ -77,7 +77,7 @@ def create_app(
                 stack.push_async_callback(keys.stop)
             yield
 
-    routes = [*v1.routes, *oip.routes]
+    routes = [*v1.routes, *subjects.routes, *oip.routes]
     app = Starlette(
         routes=routes,
         middleware=[Middleware(AuthMiddleware, routes=routes, keys=keys, insecure=insecure)],

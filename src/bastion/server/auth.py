@@ -58,6 +58,7 @@ class Action(StrEnum):
     INFER = "score requests"
     READ_DECISIONS = "read decisions"
     METRICS = "read metrics"
+    PRIVACY = "export or erase a data subject"
     ADMIN = "administer"
 
 
@@ -91,6 +92,7 @@ ROUTE_RULES: dict[str, Rule] = {
     "/v1/deployments/{deployment}/decide": Rule(Action.INFER, "deployment"),
     "/v1/decisions/{decision_id}": Rule(Action.READ_DECISIONS),
     "/metrics": Rule(Action.METRICS),
+    "/v1/subjects/{subject_id}": Rule(Action.PRIVACY),
 }
 ADMIN_ONLY = Rule(Action.ADMIN)
 
