@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 
 from bastion.guard.pseudonym import Pseudonymizer
 from bastion.serving.decision_log import DecisionLog, Record
+from bastion.serving.retention import RetentionJob
 from bastion.serving.subjects import SubjectService
 from bastion.store import Database
 from bastion.store.audit import AuditLog
@@ -114,3 +115,23 @@ def test_purge_expired_keeps_recent_decisions(database: Database, tmp_path: Path
     with database.transaction() as session:
         remaining = set(session.scalars(select(DecisionRow.id)))
     assert remaining == {recent["id"], other_deployment["id"]}
+
+
+def test_retention_job_purges_in_the_background_and_stops(
+    database: Database, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    old = _record(None, created_at=NOW - timedelta(days=40))
+    _write(database, spool, [old])
+    job = RetentionJob(_service(database, spool), {"credit": 30}, interval_seconds=0.05)
+
+    async def scenario() -> None:
+        await job.start()
+        await asyncio.sleep(0.3)
+        await job.stop()
+
+    asyncio.run(scenario())
+
+    assert job.runs >= 2
+    with database.transaction() as session:
+        assert list(session.scalars(select(DecisionRow.id))) == []
