@@ -50,7 +50,10 @@ def test_parse_spec_fills_defaults() -> None:
     deployment = spec.deployments["d"]
     assert deployment.batching.max_batch_size == 64
     assert deployment.batching.max_wait_ms == 2.0
-    assert deployment.guard is None
+    assert deployment.guard.contract.required == "reject"
+    assert deployment.guard.ood.enabled
+    assert deployment.guard.pii is None
+    assert deployment.retention_days is None
     assert spec.server.max_instances == 1000
 
 
@@ -159,17 +162,17 @@ def test_parse_spec_rejects_content_in_a_reserved_section() -> None:
 deployments:
   credit:
     model: credit:3
-    guard: {x: 1}
+    policy: {x: 1}
 """
     error = _spec_error(text)
 
-    assert [e.field for e in error.errors] == ["deployments.credit.guard.x (line 4)"]
+    assert [e.field for e in error.errors] == ["deployments.credit.policy.x (line 4)"]
 
 
 def test_parse_spec_accepts_an_empty_reserved_section() -> None:
-    spec = parse_spec("deployments:\n  credit:\n    model: credit:3\n    guard: {}\n")
+    spec = parse_spec("deployments:\n  credit:\n    model: credit:3\n    policy: {}\n")
 
-    assert spec.deployments["credit"].guard is not None
+    assert spec.deployments["credit"].policy is not None
 
 
 def test_parse_spec_reports_every_bad_field() -> None:
@@ -272,3 +275,90 @@ def test_dump_spec_round_trips_through_parse_spec() -> None:
 
 def test_dump_spec_round_trips_an_empty_spec() -> None:
     assert parse_spec(dump_spec(Spec())) == Spec()
+
+
+GUARDED = """\
+deployments:
+  credit:
+    model: credit@production
+    retention_days: 30
+    guard:
+      contract: {range: reject, category: flag, range_tolerance: 0.2, unknown_fields: reject}
+      ood: {threshold: 0.95}
+      pii:
+        fields: [email]
+        scan: [note]
+        entities: {EMAIL: mask, PHONE: pseudonymize, EMPLOYEE_ID: replace}
+        countries: [de, FR]
+        model_sees: redacted
+        custom:
+          - name: EMPLOYEE_ID
+            pattern: 'EMP-(?P<value>\\d{6})'
+"""
+
+
+def test_parse_spec_reads_the_guard_section() -> None:
+    deployment = parse_spec(GUARDED).deployments["credit"]
+
+    guard = deployment.guard
+    assert guard.contract.range == "reject"
+    assert guard.contract.category == "flag"
+    assert guard.contract.unknown_fields == "reject"
+    assert guard.ood.threshold == 0.95
+    assert guard.pii is not None
+    assert guard.pii.fields == {"email": "pseudonymize"}
+    assert guard.pii.scan == ["note"]
+    assert guard.pii.countries == ["DE", "FR"]
+    assert guard.pii.model_sees == "redacted"
+    assert guard.pii.custom[0].name == "EMPLOYEE_ID"
+    assert guard.pii.personal_fields == {"email", "note"}
+    assert deployment.retention_days == 30
+
+
+def test_dump_spec_round_trips_the_guard_section() -> None:
+    spec = parse_spec(GUARDED)
+
+    assert parse_spec(dump_spec(spec)) == spec
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ("contract: {range: maybe}", "deployments.credit.guard.contract.range (line 5)"),
+        (
+            "contract: {range_tolerance: -1}",
+            "deployments.credit.guard.contract.range_tolerance (line 5)",
+        ),
+        ("contract: {colour: red}", "deployments.credit.guard.contract.colour (line 5)"),
+        ("ood: {threshold: 2}", "deployments.credit.guard.ood.threshold (line 5)"),
+        ("pii: {fields: {email: hide}}", "deployments.credit.guard.pii.fields.email (line 5)"),
+        ("pii: {entities: {PASSPORT: mask}}", "deployments.credit.guard.pii.entities (line 5)"),
+        ("pii: {entities: {EMAIL: blur}}", "deployments.credit.guard.pii.entities.EMAIL (line 5)"),
+        ("pii: {countries: [XX]}", "deployments.credit.guard.pii.countries (line 5)"),
+        ("pii: {regions: [ZZ]}", "deployments.credit.guard.pii.regions (line 5)"),
+        ("pii: {model_sees: sometimes}", "deployments.credit.guard.pii.model_sees (line 5)"),
+        (
+            "pii: {custom: [{name: EMAIL, pattern: x}]}",
+            "deployments.credit.guard.pii.custom.0.name (line 5)",
+        ),
+        (
+            "pii: {custom: [{name: X, pattern: '(('}]}",
+            "deployments.credit.guard.pii.custom.0.pattern (line 5)",
+        ),
+    ],
+)
+def test_parse_spec_names_field_and_line_of_a_bad_guard_value(section: str, field: str) -> None:
+    text = f"deployments:\n  credit:\n    model: credit:3\n    guard:\n      {section}\n"
+
+    error = _spec_error(text)
+
+    assert [e.field for e in error.errors] == [field]
+
+
+@pytest.mark.parametrize("days", [0, -3, "soon"])
+def test_parse_spec_rejects_a_bad_retention(days: object) -> None:
+    text = f"deployments:\n  credit:\n    model: credit:3\n    retention_days: {days}\n"
+
+    error = _spec_error(text)
+
+    assert [e.field for e in error.errors] == ["deployments.credit.retention_days (line 4)"]

@@ -2,8 +2,10 @@
 
 A spec names deployments; each serves one model version (pinned as `name:version`, or
 following a stage as `name@production`) with its batching settings. Sections that later
-capabilities fill in (guard, policy, explain, rollout, monitor) are reserved: they parse, and
-must stay empty until the capability lands, so a spec written today keeps its meaning.
+capabilities fill in (policy, explain, rollout, monitor) are reserved: they parse, and must
+stay empty until the capability lands, so a spec written today keeps its meaning. The
+``guard`` section configures the input contract, the out-of-distribution score and the
+handling of personal data (`Guard`).
 
 Errors name the field path and the line in the file, e.g.
 ``deployments.credit.batching.max_wait_ms (line 7): Input should be greater than or equal to 0``.
@@ -29,6 +31,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from bastion.errors import FieldError, SpecError
+from bastion.guard.policy import ContractPolicy, OODPolicy, PiiPolicy
 
 STAGES = ("none", "staging", "production", "archived")
 Stage = Literal["none", "staging", "production", "archived"]
@@ -104,6 +107,21 @@ class Reserved(Strict):
     """A section kept for a later capability; it must be empty for now."""
 
 
+class Guard(Strict):
+    """``guard``: the input contract, the OOD score and personal data, per deployment."""
+
+    contract: ContractPolicy = Field(
+        default_factory=ContractPolicy,
+        description="Per rule reject (422) or flag (served, reported under `guard`).",
+    )
+    ood: OODPolicy = Field(
+        default_factory=OODPolicy, description="Distance from the training data."
+    )
+    pii: PiiPolicy | None = Field(
+        None, description="Personal-data fields, scanned texts and redaction operators."
+    )
+
+
 class Deployment(Strict):
     """A named endpoint: which model version serves it and how requests reach the model."""
 
@@ -113,7 +131,13 @@ class Deployment(Strict):
     model_timeout_ms: float = Field(
         10_000, gt=0, description="A model call taking longer fails the request with 504."
     )
-    guard: Reserved | None = Field(None, description="Reserved: input contract, OOD, PII.")
+    guard: Guard = Field(default_factory=Guard, description="Input contract, OOD, PII.")
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Decision records older than this many days are deleted by the retention "
+        "job; unset keeps them.",
+    )
     policy: Reserved | None = Field(None, description="Reserved: rules, bands, review.")
     explain: Reserved | None = Field(None, description="Reserved: explanations, reason codes.")
     rollout: Reserved | None = Field(None, description="Reserved: shadow, canary, A/B.")

@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from bastion.errors import ArtifactError, InvalidInput, NotFound
+from bastion.guard.ood import OODProfile
 from bastion.registry import ArtifactStore, ModelVersion, Registry
 from bastion.registry.signature import fingerprint
 from bastion.spec import ModelRef
@@ -79,6 +80,26 @@ def test_register_records_outputs_fingerprint_and_libraries(
     assert version.data_fingerprint == fingerprint(lgbm_model.frame[FEATURES])
     assert version.library_versions["lightgbm"] == lightgbm.__version__
     assert "python" in version.library_versions
+
+
+def test_register_fits_and_stores_the_ood_profile_of_the_sample(
+    registry: Registry, lgbm_model: TrainedModel
+) -> None:
+    version = _register(registry, lgbm_model)
+
+    assert version.reference_profile is not None
+    profile = OODProfile.from_dict(version.reference_profile)
+    assert profile.numeric == ("income",)
+    assert profile.reference_rows == len(lgbm_model.frame)
+    assert registry.get(version.ref).reference_profile == version.reference_profile
+
+
+def test_register_without_a_sample_has_no_ood_profile(
+    registry: Registry, lgbm_model: TrainedModel
+) -> None:
+    version = registry.register("credit", lgbm_model.path)
+
+    assert version.reference_profile is None
 
 
 def test_register_takes_metadata_and_time_from_the_caller(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +16,12 @@ from starlette.testclient import TestClient
 
 from bastion.demo.data import FEATURES
 from bastion.demo.train import TrainedModel
+from bastion.registry import ModelVersion
 from bastion.server.app import app_for
 from bastion.settings import Settings
-from bastion.spec import Spec
+from bastion.spec import Spec, parse_spec
 from bastion.store import Database
+from bastion.store.tables import DecisionRow
 from tests.credentials import bearer, create_key
 
 
@@ -86,3 +91,38 @@ def test_subject_routes_need_an_admin_key(
 
     assert anonymous.status_code == 401
     assert predictor.status_code == 403
+
+
+def test_server_purges_decisions_past_the_deployments_retention(
+    settings: Settings, served_version: ModelVersion, features: dict[str, Any]
+) -> None:
+    spec = parse_spec(
+        "deployments:\n  credit:\n    model: credit@production\n    retention_days: 30\n"
+    )
+    database = Database(settings.resolved_database_url)
+    old_id = str(uuid.uuid4())
+    with database.transaction() as session:
+        session.add(
+            DecisionRow(
+                id=old_id,
+                created_at=datetime.now(UTC) - timedelta(days=31),
+                deployment="credit",
+                model_name="credit",
+                model_version=served_version.version,
+                subject_key=None,
+                inputs={},
+                outputs={},
+                outcome=0,
+                latency_ms=1.0,
+            )
+        )
+    database.dispose()
+    token = create_key(settings.resolved_database_url, "admin")
+
+    with TestClient(app_for(spec, settings), headers=bearer(token)) as client:
+        recent = _decide(client, "someone", features)
+        deadline = time.monotonic() + 5
+        while client.get(f"/v1/decisions/{old_id}").status_code != 404:
+            assert time.monotonic() < deadline, "the retention job did not purge in time"
+            time.sleep(0.05)
+        assert client.get(f"/v1/decisions/{recent}").status_code == 200

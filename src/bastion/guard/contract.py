@@ -59,85 +59,22 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.errors import FieldError, InvalidInput
+from bastion.guard.policy import POLICY_RULES as POLICY_RULES
+from bastion.guard.policy import Action as Action
+from bastion.guard.policy import ContractPolicy as ContractPolicy
+from bastion.guard.policy import Rule as Rule
 from bastion.registry.signature import ColumnSignature, InputSignature
-
-Action = Literal["reject", "flag"]
-Rule = Literal["required", "type", "range", "category", "text_length", "unknown_field"]
-#: the rules whose action the policy chooses (``unknown_field`` always rejects)
-POLICY_RULES: tuple[Rule, ...] = ("required", "type", "range", "category", "text_length")
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _MAX_NUMERIC_STRING = 64  # longer strings are never parsed as numbers
 _MAX_SHOWN = 64  # characters of a string value echoed in a message or finding
 _MAX_SHOWN_CATEGORIES = 10
 _ERRORS_IN_MESSAGE = 5
-
-
-class ContractPolicy(BaseModel):
-    """``guard.contract``: what each rule does on a violation, and how lenient checks are."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    required: Action = Field(
-        "reject",
-        description="A field is absent, or null while the training data had no missing "
-        "values. `flag` serves the request with the value missing.",
-    )
-    type: Action = Field(
-        "reject",
-        description="A value of the wrong JSON type (NaN and Infinity included). `flag` "
-        "serves the request with the value missing.",
-    )
-    range: Action = Field(
-        "flag",
-        description="A number outside the training range widened by `range_tolerance`.",
-    )
-    category: Action = Field(
-        "reject", description="A categorical value the training data did not contain."
-    )
-    text_length: Action = Field(
-        "reject",
-        description="A text longer than twice the longest training text (or "
-        "`max_text_length`, whichever is larger).",
-    )
-    range_tolerance: float = Field(
-        0.1,
-        ge=0,
-        allow_inf_nan=False,
-        description="Widen the training range [min, max] on each side by this fraction of "
-        "its width before checking `range`.",
-    )
-    coerce: bool = Field(
-        False,
-        description='Apply the lossless coercions: numeric strings ("12", "12.5") to '
-        'numbers, "true"/"false" to booleans, integers to strings for string categories.',
-    )
-    unknown_fields: Literal["ignore", "reject"] = Field(
-        "ignore",
-        description="Fields the model does not use: drop them, or reject the request.",
-    )
-    max_text_length: int | None = Field(
-        None,
-        ge=1,
-        description="Raise the text length limit to at least this many characters.",
-    )
-
-    def action(self, rule: Rule) -> Action:
-        """The action for `rule`; an ``unknown_field`` is only ever reported to reject."""
-        actions: dict[Rule, Action] = {
-            "required": self.required,
-            "type": self.type,
-            "range": self.range,
-            "category": self.category,
-            "text_length": self.text_length,
-        }
-        return actions.get(rule, "reject")
 
 
 class Finding(TypedDict):

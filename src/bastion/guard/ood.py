@@ -50,6 +50,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bastion.errors import FieldError, InvalidInput
+from bastion.guard.policy import OODPolicy as OODPolicy
 from bastion.registry.signature import InputSignature
 
 Floats = npt.NDArray[np.float64]
@@ -61,21 +62,6 @@ FORMAT = "bastion.ood/1"
 MAX_CALIBRATION_KNOTS = 2048
 _EIGEN_RTOL = 1e-10  # eigenvalues below this share of the largest count as zero
 _MAX_Z = 1e12
-
-
-class OODPolicy(BaseModel):
-    """``guard.ood``: whether requests are scored, and an optional threshold of one's own."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(True, description="Score every request for distance from training.")
-    threshold: float | None = Field(
-        None,
-        gt=0,
-        le=1,
-        description="Flag rows scoring at least this; default: the threshold calibrated at "
-        "registration for the registered false-alarm rate.",
-    )
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ LATENCY_BUCKETS = (
     10.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+OOD_BUCKETS = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 
 
 class ServingMetrics:
@@ -86,6 +87,32 @@ class ServingMetrics:
         self.decision_log_spooled = Counter(
             "bastion_decision_log_spooled",
             "Decision records written to the local spool because the database was unreachable.",
+            registry=self.registry,
+        )
+
+        self.guard_findings = Counter(
+            "bastion_guard_findings",
+            "Input contract violations by deployment, rule and action (reject or flag).",
+            ["deployment", "rule", "action"],
+            registry=self.registry,
+        )
+        self.ood_flagged = Counter(
+            "bastion_ood_flagged",
+            "Rows whose out-of-distribution score reached the threshold.",
+            ["deployment"],
+            registry=self.registry,
+        )
+        self.ood_score = Histogram(
+            "bastion_ood_score",
+            "Out-of-distribution score of each scored row, in [0, 1].",
+            ["deployment"],
+            buckets=OOD_BUCKETS,
+            registry=self.registry,
+        )
+        self.pii_redactions = Counter(
+            "bastion_pii_redactions",
+            "Personal-data values redacted, by deployment and entity (or personal field tag).",
+            ["deployment", "entity"],
             registry=self.registry,
         )
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 import bastion
 from bastion.errors import ArtifactError, Conflict, InvalidInput, NotFound
+from bastion.guard.ood import OODProfile
 from bastion.registry.artifacts import ArtifactStore
 from bastion.registry.signature import (
     InputSignature,
@@ -96,7 +98,7 @@ class Registry:
         path, fmt, options = self._locate(source, framework, options)
         digest, stored = self.artifacts.put(path)
         adapter = fmt.load(stored, options)
-        signature, output, data_fingerprint = self._describe(adapter, sample)
+        signature, output, data_fingerprint, profile = self._describe(adapter, sample)
         now = self.clock()
         author = author or getpass.getuser()
         with self.database.transaction() as session:
@@ -130,6 +132,7 @@ class Registry:
                 stage="none",
                 author=author,
                 created_at=now,
+                reference_profile=profile,
             )
             session.add(row)
             try:
@@ -171,7 +174,8 @@ class Registry:
 
     def _describe(
         self, adapter: ModelAdapter, sample: pd.DataFrame | None
-    ) -> tuple[InputSignature, OutputSignature, str | None]:
+    ) -> tuple[InputSignature, OutputSignature, str | None, dict[str, Any] | None]:
+        """Signatures, the sample's fingerprint and its OOD profile (None without a sample)."""
         output = OutputSignature(task=adapter.task, classes=list(adapter.classes))
         if sample is None:
             if not adapter.feature_names:
@@ -179,7 +183,7 @@ class Registry:
                     "this model does not declare its input columns: pass a sample or training "
                     "frame (--sample data.csv) so Bastion knows what to expect"
                 )
-            return signature_from_names(adapter.feature_names), output, None
+            return signature_from_names(adapter.feature_names), output, None, None
         columns = adapter.feature_names or [str(c) for c in sample.columns]
         missing = [c for c in columns if c not in sample.columns]
         if missing:
@@ -201,7 +205,9 @@ class Registry:
                 f"the model returned shape {trial.shape} on the sample, expected {expected} "
                 "finite values"
             )
-        return infer_input_signature(frame), output, fingerprint(frame)
+        signature = infer_input_signature(frame)
+        profile = OODProfile.fit(frame, signature, seed=0).to_dict()
+        return signature, output, fingerprint(frame), profile
 
     def get(self, ref: ModelRef | str) -> ModelVersion:
         """The version `ref` names: ``name:3`` exactly, or the newest ``name@stage``."""

@@ -30,6 +30,8 @@ class ModelVersion:
     stage: str
     author: str | None
     created_at: datetime
+    #: the OOD profile fitted on the registration sample (`OODProfile.to_dict()`), or None
+    reference_profile: dict[str, Any] | None = None
 
     @property
     def ref(self) -> str:
@@ -54,6 +56,7 @@ class ModelVersion:
             stage=row.stage,
             author=row.author,
             created_at=row.created_at,
+            reference_profile=row.reference_profile,
         )
 
     def summary(self) -> dict[str, Any]:

@@ -6,13 +6,16 @@ feature column (named after the column, shape ``[n]`` or ``[n, 1]``) or, for mod
 columns are all numeric, one 2-D tensor of shape ``[n, n_columns]`` in signature order.
 Outputs are ``probabilities`` and ``label`` for classifiers, ``prediction`` for regressors.
 
-This module only translates: it calls the same `ServingService.score` as `/v1`, so batching,
-the decision log and metrics behave identically. Errors are raised as `BastionError`s and
+This module only translates: it runs the deployment's guard (contract, OOD, PII) and calls
+the same `ServingService.score` as `/v1`, so checks, batching, the decision log and metrics
+behave identically. Responses stay protocol-shaped: guard findings go to the decision
+record and the metrics only. Errors are raised as `BastionError`s and
 become problem documents in `bastion.server.problems`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +39,7 @@ from bastion.server.tensors import (
     split_body,
 )
 from bastion.serving.deployment import LiveDeployment
-from bastion.serving.inputs import Instance, check_instances
+from bastion.serving.inputs import Instance
 from bastion.serving.service import Decision, ServingService
 
 EXTENSIONS = ["binary_tensor_data"]
@@ -221,8 +224,13 @@ def build_rows(tensors: list[Tensor], signature: InputSignature, max_rows: int) 
             f"a request must hold between 1 and {max_rows} rows, got {n}",
             errors=[FieldError("inputs", f"must hold between 1 and {max_rows} rows")],
         )
-    rows = [{name: values[i] for name, values in columns.items()} for i in range(n)]
-    return check_instances(rows, signature, prefix="inputs")
+    # A NaN in a floating-point tensor is how the protocol sends a missing value; the input
+    # contract then judges it as missing (allowed for nullable columns) rather than as NaN.
+    return [{name: _missing_nan(values[i]) for name, values in columns.items()} for i in range(n)]
+
+
+def _missing_nan(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _requested_outputs(
@@ -318,8 +326,9 @@ async def infer(request: Request) -> Response:
     requested = _requested_outputs(payload, deployment)
     signature = deployment.version.input_signature
     rows = build_rows(tensors, signature, service.spec.server.max_instances)
+    batch = deployment.guard.check(rows, prefix="inputs")
     decisions = await service.score(
-        deployment, rows, [None] * len(rows), api="oip", started=started
+        deployment, batch, [None] * len(rows), api="oip", started=started
     )
     header: dict[str, Any] = {
         "model_name": deployment.name,

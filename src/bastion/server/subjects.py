@@ -19,12 +19,7 @@ from bastion.serving.subjects import SubjectService
 
 def _subjects(request: Request) -> SubjectService:
     service: ServingService = request.app.state.service
-    return SubjectService(
-        service.registry.database,
-        service.pseudonymizer,
-        service.decision_log.spool_dir,
-        service.clock,
-    )
+    return service.subjects
 
 
 def _actor(request: Request) -> str:

@@ -12,7 +12,6 @@ from starlette.routing import Route
 
 from bastion.errors import FieldError, InvalidInput
 from bastion.server.body import read_json_object
-from bastion.serving.inputs import check_instances
 from bastion.serving.service import ServingService
 
 
@@ -56,9 +55,9 @@ async def decide(request: Request) -> Response:
             "the body needs 'features' (an object) or 'instances' (a list of objects)",
             errors=[FieldError("features", "is required")],
         )
-    rows = check_instances(raw, deployment.version.input_signature, prefix=prefix)
+    batch = deployment.guard.check(raw, prefix=prefix)
     decisions = await service.score(
-        deployment, rows, _subject_ids(payload, raw), api="decide", started=started
+        deployment, batch, _subject_ids(payload, raw), api="decide", started=started
     )
     if single:
         return json_response(decisions[0].as_response())

@@ -230,6 +230,7 @@ class DecisionLog:
 
 def _decode_spooled(record: Record) -> Record:
     record["created_at"] = datetime.fromisoformat(record["created_at"])
+    record.setdefault("guard", None)  # spooled before decisions had a guard block
     return record
 
 
@@ -244,4 +245,5 @@ def row_to_record(row: DecisionRow) -> Record:
         "outputs": row.outputs,
         "outcome": row.outcome,
         "latency_ms": row.latency_ms,
+        "guard": row.guard,
     }

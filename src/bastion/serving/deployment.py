@@ -1,4 +1,4 @@
-"""One live deployment: its model version, loaded adapter and micro-batcher."""
+"""One live deployment: its model version, loaded adapter, guard and micro-batcher."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bastion.guard.pseudonym import Pseudonymizer
 from bastion.monitor.metrics import ServingMetrics
 from bastion.registry import ModelVersion
 from bastion.runtime import ModelAdapter, Predictions
 from bastion.runtime.batcher import MicroBatcher
+from bastion.serving.guard import DeploymentGuard
 from bastion.serving.inputs import Instance
 from bastion.spec import Deployment
 
@@ -38,11 +40,13 @@ class LiveDeployment:
         version: ModelVersion,
         adapter: ModelAdapter,
         metrics: ServingMetrics,
+        pseudonymizer: Pseudonymizer | None = None,
     ) -> None:
         self.name = name
         self.spec = spec
         self.version = version
         self.adapter = adapter
+        self.guard = DeploymentGuard(name, spec.guard, version, metrics, pseudonymizer)
         self.columns = version.input_signature.names
         self._classes = [_label(c) for c in adapter.classes]
         self._class_keys = [str(c) for c in self._classes]

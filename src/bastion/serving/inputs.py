@@ -1,8 +1,8 @@
-"""Checking request instances against a model's input signature at the boundary.
+"""The minimal signature check: the right columns with values of usable types.
 
-This is the minimum every request gets — the right columns with values of usable types — so
-that a bad request is a 422 naming each field, never a model exception. The full input
-contract (ranges, categories, coercion policies, flag-or-reject) builds on this.
+The request path now uses the full input contract instead (`bastion.guard.contract`, wired
+in `bastion.serving.guard`); `check_instances` stays as the baseline the component
+benchmark measures against.
 """
 
 from __future__ import annotations

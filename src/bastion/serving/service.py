@@ -17,7 +17,9 @@ from bastion.monitor.metrics import ServingMetrics
 from bastion.registry import ArtifactStore, Registry
 from bastion.serving.decision_log import DecisionLog, Record
 from bastion.serving.deployment import LiveDeployment
-from bastion.serving.inputs import Instance
+from bastion.serving.guard import GuardedBatch
+from bastion.serving.retention import RetentionJob
+from bastion.serving.subjects import SubjectService
 from bastion.settings import Settings
 from bastion.spec import Spec
 from bastion.store import Database
@@ -36,6 +38,7 @@ class Decision:
     output: dict[str, Any]
     outcome: Any
     latency_ms: float
+    guard: dict[str, Any]
 
     def as_response(self) -> dict[str, Any]:
         return {
@@ -44,6 +47,7 @@ class Decision:
             "model": {"name": self.model_name, "version": self.model_version},
             "prediction": self.output,
             "outcome": self.outcome,
+            "guard": self.guard,
             "latency_ms": round(self.latency_ms, 3),
         }
 
@@ -74,22 +78,42 @@ class ServingService:
         self.deployments: dict[str, LiveDeployment] = {}
         self.ready = False
         metrics.decision_log_pending.set_function(lambda: self.decision_log.pending)
+        self.subjects = SubjectService(
+            registry.database, pseudonymizer, decision_log.spool_dir, clock
+        )
+        self.retention = RetentionJob(
+            self.subjects,
+            {
+                name: deployment.retention_days
+                for name, deployment in spec.deployments.items()
+                if deployment.retention_days is not None
+            },
+        )
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        for name, deployment in self.spec.deployments.items():
-            version = await loop.run_in_executor(None, self.registry.get, deployment.model)
-            adapter = await loop.run_in_executor(None, self.registry.load, version)
-            self.deployments[name] = LiveDeployment(
-                name, deployment, version, adapter, self.metrics
-            )
-            logger.info("deployment %s serves %s (%s)", name, version.ref, version.framework)
+        try:
+            for name, deployment in self.spec.deployments.items():
+                version = await loop.run_in_executor(None, self.registry.get, deployment.model)
+                adapter = await loop.run_in_executor(None, self.registry.load, version)
+                self.deployments[name] = LiveDeployment(
+                    name, deployment, version, adapter, self.metrics, self.pseudonymizer
+                )
+                logger.info("deployment %s serves %s (%s)", name, version.ref, version.framework)
+        except BaseException:
+            # A deployment that cannot serve fails start-up; release what was opened.
+            for live in self.deployments.values():
+                await live.batcher.close()
+            self.registry.database.dispose()
+            raise
         await self.decision_log.start()
+        await self.retention.start()
         self.ready = True
 
     async def close(self) -> None:
         """Finish queued model calls, then flush the decision log."""
         self.ready = False
+        await self.retention.stop()
         for deployment in self.deployments.values():
             await deployment.batcher.close()
         await self.decision_log.close()
@@ -105,17 +129,18 @@ class ServingService:
     async def score(
         self,
         deployment: LiveDeployment,
-        rows: list[Instance],
+        batch: GuardedBatch,
         subject_ids: list[str | None],
         *,
         api: str,
         started: float,
     ) -> list[Decision]:
-        """Score `rows`, record one durable decision per row, return them in order."""
+        """Score a guarded batch, record one durable decision per row (redacted inputs and
+        the guard block), return them in order."""
         labels = (deployment.name, str(deployment.version.version), api)
         try:
             result = await deployment.batcher.submit(
-                rows, timeout=deployment.spec.model_timeout_ms / 1000
+                batch.model_rows, timeout=deployment.spec.model_timeout_ms / 1000
             )
         except TimeoutError:
             self.metrics.requests.labels(*labels, "timeout").inc()
@@ -134,7 +159,9 @@ class ServingService:
         decisions: list[Decision] = []
         records: list[Record] = []
         version = deployment.version
-        for row, subject_id, prediction in zip(rows, subject_ids, predictions, strict=True):
+        for row, guard, subject_id, prediction in zip(
+            batch.stored_rows, batch.guards, subject_ids, predictions, strict=True
+        ):
             decision = Decision(
                 decision_id=str(uuid.uuid4()),
                 deployment=deployment.name,
@@ -143,6 +170,7 @@ class ServingService:
                 output=prediction.output,
                 outcome=prediction.outcome,
                 latency_ms=latency_ms,
+                guard=guard,
             )
             decisions.append(decision)
             records.append(
@@ -159,6 +187,7 @@ class ServingService:
                     "outputs": prediction.output,
                     "outcome": prediction.outcome,
                     "latency_ms": latency_ms,
+                    "guard": guard,
                 }
             )
         try:

@@ -79,6 +79,8 @@ class ModelVersionRow(Base):
     stage: Mapped[str] = mapped_column(String(16))
     author: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
+    #: the fitted OOD profile (`OODProfile.to_dict()`), when a sample was given
+    reference_profile: Mapped[dict[str, Any] | None]
 
 
 class StageTransitionRow(Base):
@@ -96,7 +98,8 @@ class StageTransitionRow(Base):
 
 
 class DecisionRow(Base):
-    """One scored request. Inputs are stored as received by the model; subjects only as keys."""
+    """One scored request. Inputs are stored redacted (the deployment's ``guard.pii``), never
+    raw personal data; subjects only as keys; `guard` holds findings without raw values."""
 
     __tablename__ = "decisions"
     __table_args__ = (Index("ix_decisions_deployment_created_at", "deployment", "created_at"),)
@@ -111,6 +114,7 @@ class DecisionRow(Base):
     outputs: Mapped[dict[str, Any]]
     outcome: Mapped[Any] = mapped_column(JSON)
     latency_ms: Mapped[float] = mapped_column(Float)
+    guard: Mapped[dict[str, Any] | None]
 
 
 class AuditEventRow(Base):
