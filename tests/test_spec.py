@@ -362,3 +362,64 @@ def test_parse_spec_rejects_a_bad_retention(days: object) -> None:
     error = _spec_error(text)
 
     assert [e.field for e in error.errors] == ["deployments.credit.retention_days (line 4)"]
+
+
+def test_parse_spec_reads_rate_limits_and_load_shedding() -> None:
+    text = """\
+deployments:
+  credit:
+    model: credit:3
+    limits:
+      requests_per_second: 200
+      burst: 50
+      per_key_requests_per_second: 20
+      backend: redis
+      on_backend_error: closed
+      max_queue_rows: 256
+      max_queue_delay_ms: 250
+"""
+    limits = parse_spec(text).deployments["credit"].limits
+
+    assert (limits.requests_per_second, limits.burst) == (200, 50)
+    assert (limits.per_key_requests_per_second, limits.per_key_burst) == (20, None)
+    assert (limits.backend, limits.on_backend_error) == ("redis", "closed")
+    assert (limits.max_queue_rows, limits.max_queue_delay_ms) == (256, 250)
+
+
+def test_parse_spec_limits_default_to_load_shedding_only() -> None:
+    limits = (
+        parse_spec("deployments:\n  credit:\n    model: credit:3\n").deployments["credit"].limits
+    )
+
+    assert limits.requests_per_second is None
+    assert limits.per_key_requests_per_second is None
+    assert (limits.backend, limits.on_backend_error) == ("memory", "open")
+    assert limits.max_queue_rows >= 1
+    assert limits.max_queue_delay_ms > 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("requests_per_second: 0", "greater than 0"),
+        ("burst: 0", "greater than or equal to 1"),
+        ("backend: memcached", "'memory' or 'redis'"),
+        ("on_backend_error: maybe", "'open' or 'closed'"),
+        ("max_queue_rows: 0", "greater than or equal to 1"),
+        ("max_queue_delay_ms: -1", "greater than 0"),
+    ],
+)
+def test_parse_spec_names_field_and_line_of_a_bad_limit(setting: str, message: str) -> None:
+    text = f"deployments:\n  credit:\n    model: credit:3\n    limits:\n      {setting}\n"
+    error = _spec_error(text)
+
+    field = setting.split(":")[0]
+    assert [e.field for e in error.errors] == [f"deployments.credit.limits.{field} (line 5)"]
+    assert message in error.errors[0].message
+
+
+def test_parse_spec_rejects_a_burst_without_a_rate() -> None:
+    error = _spec_error("deployments:\n  c:\n    model: c:3\n    limits: {per_key_burst: 5}\n")
+
+    assert [e.field for e in error.errors] == ["deployments.c.limits (line 4)"]
+    assert "per_key_burst needs per_key_requests_per_second" in error.errors[0].message

@@ -70,6 +70,13 @@ class PayloadTooLarge(BastionError):
 
 
 @dataclass
+class UnsupportedMediaType(BastionError):
+    type: str = "unsupported-media-type"
+    title: str = "Unsupported media type"
+    status: int = 415
+
+
+@dataclass
 class NotFound(BastionError):
     type: str = "not-found"
     title: str = "Not found"
@@ -149,3 +156,34 @@ class Forbidden(BastionError):
     type: str = "forbidden"
     title: str = "Forbidden"
     status: int = 403
+
+
+@dataclass
+class RateLimited(BastionError):
+    """Over a deployment's or a key's rate limit; answered with `Retry-After`."""
+
+    type: str = "rate-limited"
+    title: str = "Too many requests"
+    status: int = 429
+    retry_after: int = 1
+
+
+@dataclass
+class Overloaded(BastionError):
+    """Load shed: the deployment's queue is full or too slow; retry after `retry_after` s."""
+
+    type: str = "overloaded"
+    title: str = "Overloaded"
+    status: int = 503
+    retry_after: int = 1
+    reason: str = "queue_full"
+
+
+@dataclass
+class RateLimitUnavailable(BastionError):
+    """The shared rate-limit store is unreachable and the spec says to fail closed."""
+
+    type: str = "rate-limit-unavailable"
+    title: str = "Rate limiting unavailable"
+    status: int = 503
+    retry_after: int = 1

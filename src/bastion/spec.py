@@ -103,6 +103,57 @@ class Batching(Strict):
     )
 
 
+class Limits(Strict):
+    """``limits``: request rates (429 past them) and load shedding (503 past the queue budget).
+
+    Rates are enforced with GCRA: `burst` requests at once, then `requests_per_second` on
+    average. Unset rates mean no rate limit; load shedding always applies.
+    """
+
+    requests_per_second: float | None = Field(
+        None, gt=0, description="Average scoring requests per second for the whole deployment."
+    )
+    burst: int | None = Field(
+        None,
+        ge=1,
+        description="Requests the deployment accepts at once above the average rate; "
+        "defaults to requests_per_second rounded up.",
+    )
+    per_key_requests_per_second: float | None = Field(
+        None, gt=0, description="Average scoring requests per second for each API key."
+    )
+    per_key_burst: int | None = Field(
+        None, ge=1, description="Burst for each API key; defaults to its rate rounded up."
+    )
+    backend: Literal["memory", "redis"] = Field(
+        "memory",
+        description="memory: limits per server process. redis: limits shared by every replica "
+        "through BASTION_REDIS_URL (required then).",
+    )
+    on_backend_error: Literal["open", "closed"] = Field(
+        "open",
+        description="When Redis cannot be reached: open serves without limits, closed answers "
+        "503 with Retry-After.",
+    )
+    max_queue_rows: int = Field(
+        1024, ge=1, description="Rows that may wait for the model; past it new requests get 503."
+    )
+    max_queue_delay_ms: float = Field(
+        500,
+        gt=0,
+        description="Once the oldest queued request has waited this long, new requests get 503 "
+        "with Retry-After instead of joining the queue.",
+    )
+
+    @model_validator(mode="after")
+    def _burst_needs_rate(self) -> Limits:
+        if self.burst is not None and self.requests_per_second is None:
+            raise ValueError("burst needs requests_per_second")
+        if self.per_key_burst is not None and self.per_key_requests_per_second is None:
+            raise ValueError("per_key_burst needs per_key_requests_per_second")
+        return self
+
+
 class Reserved(Strict):
     """A section kept for a later capability; it must be empty for now."""
 
@@ -132,6 +183,9 @@ class Deployment(Strict):
         10_000, gt=0, description="A model call taking longer fails the request with 504."
     )
     guard: Guard = Field(default_factory=Guard, description="Input contract, OOD, PII.")
+    limits: Limits = Field(
+        default_factory=Limits, description="Rate limits (429) and load shedding (503)."
+    )
     retention_days: int | None = Field(
         None,
         ge=1,

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bastion.errors import Overloaded
 from bastion.runtime.batcher import MicroBatcher, Result
 
 
@@ -324,3 +325,67 @@ def test_batcher_rejects_a_batch_size_below_one() -> None:
 def test_batcher_rejects_a_negative_wait() -> None:
     with pytest.raises(ValueError, match="max_wait_ms must be >= 0, got -5"):
         MicroBatcher(FakeModel(), max_wait_ms=-5)
+
+
+def test_batcher_sheds_requests_past_the_queue_rows_bound() -> None:
+    async def scenario() -> tuple[list[Outcome], int]:
+        batcher = MicroBatcher(FakeModel(delay=0.05), max_batch_size=2, max_queue_rows=4)
+        deepest = 0
+
+        async def submit(row: int) -> Result:
+            nonlocal deepest
+            try:
+                return await batcher.submit([row])
+            finally:
+                deepest = max(deepest, batcher.queue_depth)
+
+        tasks = [asyncio.create_task(submit(row)) for row in range(40)]
+        await asyncio.sleep(0)
+        deepest = max(deepest, batcher.queue_depth)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await batcher.close()
+        outcomes = [
+            ("error", type(r)) if isinstance(r, BaseException) else ("ok", r.tolist())
+            for r in results
+        ]
+        return outcomes, deepest
+
+    outcomes, deepest = asyncio.run(scenario())
+
+    shed = [o for o in outcomes if o == ("error", Overloaded)]
+    assert deepest <= 4
+    assert len(shed) == 36  # all 40 arrive before the first model call: 4 queue, 36 shed
+    assert all(o[0] == "ok" or o == ("error", Overloaded) for o in outcomes)
+
+
+def test_batcher_sheds_once_the_oldest_request_waited_past_the_delay_budget() -> None:
+    async def scenario() -> tuple[str, str]:
+        batcher = MicroBatcher(FakeModel(delay=0.3), max_batch_size=1, max_queue_delay_ms=50)
+        busy = asyncio.create_task(batcher.submit([1]))
+        await asyncio.sleep(0.01)  # the model is now busy with row 1
+        waiting = asyncio.create_task(batcher.submit([2]))
+        await asyncio.sleep(0.1)  # row 2 has waited past the budget
+        try:
+            await batcher.submit([3])
+            refused = "accepted"
+        except Overloaded as exc:
+            refused = f"{exc.reason} {exc.retry_after}"
+        await asyncio.gather(busy, waiting)
+        accepted_again = (await batcher.submit([4])).tolist()
+        await batcher.close()
+        return refused, str(accepted_again)
+
+    refused, accepted_again = asyncio.run(scenario())
+
+    assert refused == "queue_delay 1"
+    assert accepted_again == "[9.0]"
+
+
+def test_batcher_accepts_a_large_request_on_an_empty_queue() -> None:
+    async def scenario() -> list[float]:
+        batcher = MicroBatcher(FakeModel(), max_queue_rows=2)
+        result = await batcher.submit([1, 2, 3])
+        await batcher.close()
+        return list(result.tolist())
+
+    assert asyncio.run(scenario()) == [3.0, 5.0, 7.0]

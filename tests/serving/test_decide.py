@@ -171,3 +171,16 @@ def test_metrics_count_requests_and_batches(
     assert 'bastion_batch_size_rows_count{deployment="credit"}' in text
     assert 'bastion_model_info{deployment="credit",framework="lightgbm"' in text
     assert "bastion_queue_depth_rows" in text
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/decisions/%00", "/v1/decisions/not-a-uuid", "/v1/subjects/%00"]
+)
+def test_nul_bytes_and_non_uuids_in_paths_are_not_server_errors(
+    client: TestClient, path: str
+) -> None:
+    # PostgreSQL refuses NUL bytes in text parameters; such ids never reach a query.
+    response = client.get(path)
+
+    assert response.status_code in (200, 404), response.text
+    assert client.get("/v2/health/ready").status_code == 200

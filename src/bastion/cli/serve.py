@@ -13,6 +13,7 @@ import typer
 
 from bastion.cli.common import console, errors, open_registry
 from bastion.errors import InvalidInput
+from bastion.settings import Settings
 from bastion.spec import load_spec
 
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
@@ -69,6 +70,7 @@ def serve(
     import uvicorn
 
     from bastion.server.app import CONFIG_ENV, INSECURE_ENV
+    from bastion.server.ratelimit import check_backends
 
     if insecure and not is_loopback(host):
         raise InvalidInput(
@@ -76,6 +78,7 @@ def serve(
             f"(127.0.0.0/8, ::1 or localhost); got --host {host}"
         )
     spec = load_spec(config)
+    check_backends(spec, Settings().redis_url)
     with open_registry() as registry:
         for name, deployment in spec.deployments.items():
             version = registry.get(deployment.model)

@@ -115,6 +115,24 @@ class ServingMetrics:
             ["deployment", "entity"],
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "bastion_rate_limited",
+            "Scoring requests refused with 429, by deployment and scope (deployment or key).",
+            ["deployment", "scope"],
+            registry=self.registry,
+        )
+        self.rate_limit_backend_errors = Counter(
+            "bastion_rate_limit_backend_errors",
+            "Rate-limit checks that could not reach the shared store (Redis).",
+            ["deployment"],
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "bastion_shed",
+            "Scoring requests refused with 503 by load shedding, by deployment and reason.",
+            ["deployment", "reason"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

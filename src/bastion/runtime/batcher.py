@@ -6,6 +6,10 @@ accepting requests while the model runs; those requests form the next batch. The
 waits up to `max_wait_ms` for more rows only when requests are arriving concurrently — an
 idle deployment answers a lone request without delay.
 
+The queue is bounded: past `max_queue_rows` waiting rows, or once the oldest waiting request
+has waited `max_queue_delay_ms`, `submit` refuses new requests at once with `Overloaded`
+(load shedding) rather than letting memory and latency grow without limit.
+
 A failing batch is retried request by request, so one bad request never fails the requests
 it happened to share a model call with: batched results equal one-by-one results.
 """
@@ -13,6 +17,7 @@ it happened to share a model call with: batched results equal one-by-one results
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -22,6 +27,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+from bastion.errors import Overloaded
 
 Row = TypeVar("Row")
 Result = npt.NDArray[Any]
@@ -49,6 +56,11 @@ class MicroBatcher(Generic[Row]):
         Longest a request waits for others to join its batch, only under concurrent load.
     on_batch:
         Called after each model call with (rows, seconds); used for metrics.
+    max_queue_rows:
+        Most rows waiting for a model call; a request that would exceed it is refused
+        (a request alone on an empty queue is always accepted).
+    max_queue_delay_ms:
+        Once the oldest waiting request has waited this long, new requests are refused.
     """
 
     def __init__(
@@ -59,11 +71,19 @@ class MicroBatcher(Generic[Row]):
         max_wait_ms: float = 2.0,
         name: str = "model",
         on_batch: BatchObserver | None = None,
+        max_queue_rows: int | None = None,
+        max_queue_delay_ms: float | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        if max_queue_rows is not None and max_queue_rows < 1:
+            raise ValueError(f"max_queue_rows must be >= 1, got {max_queue_rows}")
+        if max_queue_delay_ms is not None and max_queue_delay_ms <= 0:
+            raise ValueError(f"max_queue_delay_ms must be > 0, got {max_queue_delay_ms}")
+        self.max_queue_rows = max_queue_rows
+        self.max_queue_delay = None if max_queue_delay_ms is None else max_queue_delay_ms / 1000
         self._predict = predict
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
@@ -92,6 +112,7 @@ class MicroBatcher(Generic[Row]):
         """
         if self._closed:
             raise RuntimeError("batcher is closed")
+        self._shed_if_overloaded(len(rows))
         self.start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
@@ -106,6 +127,30 @@ class MicroBatcher(Generic[Row]):
             return await future
         finally:
             timer.cancel()
+
+    def _shed_if_overloaded(self, rows: int) -> None:
+        """Raise `Overloaded` if `rows` more would break the queue's row or delay budget."""
+        while self._queue and self._queue[0].future.done():
+            # Abandoned (timed out or cancelled) requests at the head no longer wait.
+            self._queued_rows -= len(self._queue.popleft().rows)
+        if not self._queue:
+            return
+        retry_after = max(1, math.ceil(self.max_queue_delay or 1))
+        if self.max_queue_rows is not None and self._queued_rows + rows > self.max_queue_rows:
+            raise Overloaded(
+                f"the deployment's queue is full ({self._queued_rows} rows waiting, at most "
+                f"{self.max_queue_rows}); retry later",
+                retry_after=retry_after,
+                reason="queue_full",
+            )
+        waited = time.perf_counter() - self._queue[0].enqueued_at
+        if self.max_queue_delay is not None and waited > self.max_queue_delay:
+            raise Overloaded(
+                f"requests are waiting {waited * 1000:.0f} ms for the model, over the "
+                f"{self.max_queue_delay * 1000:g} ms budget; retry later",
+                retry_after=retry_after,
+                reason="queue_delay",
+            )
 
     async def close(self) -> None:
         """Finish queued requests, then stop the worker and its thread."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from bastion.server import oip, subjects, v1
+from bastion.server import oip, openapi, subjects, v1
 from bastion.server.auth import (
     REFRESH_SECONDS,
     UNNOTIFIED_REFRESH_SECONDS,
@@ -20,6 +20,12 @@ from bastion.server.auth import (
     KeyCache,
 )
 from bastion.server.problems import EXCEPTION_HANDLERS
+from bastion.server.ratelimit import (
+    DeploymentLimits,
+    RateLimitMiddleware,
+    build_limits,
+    close_limits,
+)
 from bastion.serving.service import ServingService, build_service
 from bastion.settings import Settings
 from bastion.spec import Spec, load_spec
@@ -43,6 +49,7 @@ def create_app(
     feed: ChangeFeed | None = None,
     insecure: bool = False,
     key_refresh_seconds: float = REFRESH_SECONDS,
+    limits: Mapping[str, DeploymentLimits] | None = None,
 ) -> Starlette:
     """An app serving `service`; the service, the change feed and the key cache start and
     stop with the app's lifespan.
@@ -50,7 +57,9 @@ def create_app(
     Every endpoint but health needs an API key unless `insecure` (development only: the
     `serve` command allows it on loopback addresses alone). `feed` announces key changes
     between replicas; without one, the keys are re-read every `key_refresh_seconds`.
+    `limits` are the deployments' rate limits (default: the spec's, in memory).
     """
+    rate_limits = limits if limits is not None else build_limits(service.spec, None)
     change_feed = feed if feed is not None else NullFeed()
     keys = None
     if not insecure:
@@ -68,6 +77,7 @@ def create_app(
                 "reach this address. For development on loopback only."
             )
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(close_limits, rate_limits)
             await change_feed.start()
             stack.push_async_callback(change_feed.stop)
             await service.start()
@@ -77,10 +87,15 @@ def create_app(
                 stack.push_async_callback(keys.stop)
             yield
 
-    routes = [*v1.routes, *subjects.routes, *oip.routes]
+    routes = [*v1.routes, *subjects.routes, *oip.routes, *openapi.routes]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, routes=routes, keys=keys, insecure=insecure)],
+        middleware=[
+            Middleware(AuthMiddleware, routes=routes, keys=keys, insecure=insecure),
+            Middleware(
+                RateLimitMiddleware, routes=routes, limits=rate_limits, metrics=service.metrics
+            ),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
@@ -90,9 +105,10 @@ def create_app(
 
 
 def app_for(spec: Spec, settings: Settings, *, insecure: bool = False) -> Starlette:
+    limits = build_limits(spec, settings.redis_url)  # before opening anything: it may refuse
     service = build_service(spec, settings, _utcnow)
     feed = open_change_feed(settings.resolved_database_url, settings.redis_url)
-    return create_app(service, feed=feed, insecure=insecure)
+    return create_app(service, feed=feed, insecure=insecure, limits=limits)
 
 
 def app_from_environment() -> Starlette:

@@ -86,6 +86,7 @@ def _oip(path: str, rule: Rule) -> dict[str, Rule]:
 #: every route's rule, by route template; a route missing here is for admin keys only
 ROUTE_RULES: dict[str, Rule] = {
     "/v2": Rule(Action.SERVER),
+    "/openapi.json": Rule(Action.SERVER),
     **_oip("/v2/models/{model}", Rule(Action.METADATA, "model")),
     **_oip("/v2/models/{model}/ready", Rule(Action.METADATA, "model")),
     **_oip("/v2/models/{model}/infer", Rule(Action.INFER, "model")),

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from bastion.errors import MalformedRequest, PayloadTooLarge
+from bastion.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -34,7 +34,23 @@ def parse_json(body: bytes) -> Any:
         raise MalformedRequest(f"request body is not valid JSON: {exc}") from exc
 
 
+def require_json(request: Request) -> None:
+    """Refuse (415) a body declared as anything but JSON; an undeclared one is read as JSON."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media_type = declared.partition(";")[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise UnsupportedMediaType(
+            f"the request body must be application/json, got content type {declared!r}"
+        )
+
+
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object: 415 unless declared JSON, 413 if too large, 400 if not JSON."""
+    require_json(request)
     payload = parse_json(await read_body(request, limit))
     if not isinstance(payload, dict):
         raise MalformedRequest(f"request body must be a JSON object, got {type(payload).__name__}")

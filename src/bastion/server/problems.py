@@ -49,8 +49,9 @@ def problem_response(
 def error_response(exc: BastionError, instance: str) -> Response:
     """The problem document for a `BastionError`, also used by middleware outside routing."""
     headers = None
-    if exc.status == 503:
-        headers = {"Retry-After": "1"}
+    if exc.status in (429, 503):
+        retry_after = getattr(exc, "retry_after", 1)
+        headers = {"Retry-After": str(max(1, int(retry_after)))}
     elif exc.status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return problem_response(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bastion.errors import FieldError, InvalidInput
+from bastion.errors import FieldError, InvalidInput, NotFound
 from bastion.server.body import read_json_object
 from bastion.serving.service import ServingService
 
@@ -66,7 +67,14 @@ async def decide(request: Request) -> Response:
 
 async def get_decision(request: Request) -> Response:
     service: ServingService = request.app.state.service
-    return json_response(await service.decision(request.path_params["decision_id"]))
+    decision_id = request.path_params["decision_id"]
+    try:
+        uuid.UUID(decision_id)
+    except ValueError:
+        # Decision ids are UUIDs; anything else (a NUL byte, say, which PostgreSQL refuses
+        # in a query) is not looked up at all.
+        raise NotFound(f"no decision with id {decision_id!r}") from None
+    return json_response(await service.decision(decision_id))
 
 
 async def metrics(request: Request) -> Response:

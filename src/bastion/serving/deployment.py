@@ -63,6 +63,8 @@ class LiveDeployment:
             max_wait_ms=spec.batching.max_wait_ms,
             name=name,
             on_batch=observe,
+            max_queue_rows=spec.limits.max_queue_rows,
+            max_queue_delay_ms=spec.limits.max_queue_delay_ms,
         )
         metrics.model_info.labels(name, version.name, str(version.version), version.framework).set(
             1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bastion.errors import BastionError, ModelFailure, ModelTimeout, NotFound
+from bastion.errors import BastionError, ModelFailure, ModelTimeout, NotFound, Overloaded
 from bastion.guard.pseudonym import Pseudonymizer
 from bastion.monitor.metrics import ServingMetrics
 from bastion.registry import ArtifactStore, Registry
@@ -142,6 +142,10 @@ class ServingService:
             result = await deployment.batcher.submit(
                 batch.model_rows, timeout=deployment.spec.model_timeout_ms / 1000
             )
+        except Overloaded as shed:
+            self.metrics.requests.labels(*labels, "shed").inc()
+            self.metrics.shed.labels(deployment.name, shed.reason).inc()
+            raise
         except TimeoutError:
             self.metrics.requests.labels(*labels, "timeout").inc()
             raise ModelTimeout(
