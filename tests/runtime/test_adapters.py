@@ -120,6 +120,15 @@ def test_predict_single_row_equals_its_batch_row(case: Case) -> None:
         np.testing.assert_allclose(single[0], batch[row], rtol=case.rtol)
 
 
+def test_predict_records_equals_predict_on_a_frame(case: Case) -> None:
+    adapter = case.load()
+    rows = [{str(k): v for k, v in row.items()} for row in case.frame.to_dict(orient="records")]
+
+    from_records = adapter.predict_records(rows, [str(c) for c in case.frame.columns])
+
+    np.testing.assert_allclose(from_records, adapter.predict(case.frame), rtol=case.rtol)
+
+
 @pytest.mark.parametrize("case", CLASSIFIER_CASES, indirect=True)
 def test_load_refuses_classes_of_the_wrong_length(case: Case) -> None:
     options = dataclasses.replace(case.options, classes=["only-one"])

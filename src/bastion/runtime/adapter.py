@@ -14,6 +14,7 @@ Batching, timeouts and metrics wrap `predict`; they never live inside an adapter
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +39,17 @@ class ModelAdapter(ABC):
     @abstractmethod
     def predict(self, frame: pd.DataFrame) -> Predictions:
         """Class probabilities ``(n, n_classes)`` or values ``(n,)`` for each row of `frame`."""
+
+    def predict_records(
+        self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+    ) -> Predictions:
+        """`predict` for rows given as mappings (what the request path holds).
+
+        Equal to ``predict(DataFrame(rows)[columns])``. Adapters whose framework takes a
+        plain matrix override it to skip building a DataFrame, which costs more than a
+        small model call.
+        """
+        return self.predict(pd.DataFrame({c: [row[c] for row in rows] for c in columns}))
 
 
 @dataclass(frozen=True)

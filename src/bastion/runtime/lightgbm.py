@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from bastion.errors import ArtifactError
@@ -73,6 +75,22 @@ class LightGBMAdapter(ModelAdapter):
                 matrix[:, index] = column.to_numpy()
             else:
                 matrix[:, index] = pd.to_numeric(column, errors="coerce")
+        return self._predict_matrix(matrix)
+
+    def predict_records(
+        self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+    ) -> Predictions:
+        matrix = np.empty((len(rows), len(self._names)), dtype=np.float64)
+        for index, name in enumerate(self._names):
+            codes = self._codes.get(name)
+            if codes is not None:
+                matrix[:, index] = [codes.get(row[name], np.nan) for row in rows]
+            else:
+                # None becomes NaN, LightGBM's missing value.
+                matrix[:, index] = np.array([row[name] for row in rows], dtype=np.float64)
+        return self._predict_matrix(matrix)
+
+    def _predict_matrix(self, matrix: npt.NDArray[np.float64]) -> Predictions:
         raw = self.booster.predict(matrix, num_threads=1)
         values = as_predictions(raw)
         if self.task == "classification" and self._binary:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from bastion.guard.pseudonym import Pseudonymizer
 from bastion.monitor.metrics import ServingMetrics
@@ -76,8 +75,7 @@ class LiveDeployment:
         return self.adapter.task
 
     def _predict_rows(self, rows: list[Instance]) -> Predictions:
-        frame = pd.DataFrame({c: [row[c] for row in rows] for c in self.columns})
-        return self.adapter.predict(frame)
+        return self.adapter.predict_records(rows, self.columns)
 
     def interpret(self, result: Predictions) -> list[Prediction]:
         """Turn raw model output rows into predictions and outcomes."""

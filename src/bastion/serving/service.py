@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +18,7 @@ from bastion.registry import ArtifactStore, Registry
 from bastion.serving.decision_log import DecisionLog, Record
 from bastion.serving.deployment import LiveDeployment
 from bastion.serving.guard import GuardedBatch
+from bastion.serving.ids import uuid7
 from bastion.serving.retention import RetentionJob
 from bastion.serving.subjects import SubjectService
 from bastion.settings import Settings
@@ -108,6 +109,10 @@ class ServingService:
             raise
         await self.decision_log.start()
         await self.retention.start()
+        # Models and start-up state live for the whole process: moving them out of the
+        # collector's view keeps full collections (and their pauses) short under load.
+        gc.collect()
+        gc.freeze()
         self.ready = True
 
     async def close(self) -> None:
@@ -167,7 +172,7 @@ class ServingService:
             batch.stored_rows, batch.guards, subject_ids, predictions, strict=True
         ):
             decision = Decision(
-                decision_id=str(uuid.uuid4()),
+                decision_id=uuid7(),
                 deployment=deployment.name,
                 model_name=version.name,
                 model_version=version.version,
