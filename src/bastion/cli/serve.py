@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import getpass
 import ipaddress
 import os
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +15,7 @@ import typer
 
 from bastion.cli.common import console, errors, open_registry
 from bastion.errors import InvalidInput
+from bastion.serving.applied import record_applied_spec
 from bastion.settings import Settings
 from bastion.spec import load_spec
 
@@ -83,6 +86,14 @@ def serve(
         for name, deployment in spec.deployments.items():
             version = registry.get(deployment.model)
             console.print(f"deployment [bold]{name}[/] serves {version.ref} ({version.framework})")
+        with registry.database.transaction() as session:
+            record_applied_spec(
+                session,
+                spec,
+                f"spec:{config.resolve()}",
+                actor=getpass.getuser(),
+                at=datetime.now(UTC),
+            )
     os.environ[CONFIG_ENV] = str(config.resolve())
     os.environ[INSECURE_ENV] = "1" if insecure else "0"
     if insecure:
