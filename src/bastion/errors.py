@@ -18,11 +18,19 @@ class FieldError:
     field: str
     message: str
     expected: str | None = None
+    #: the contract rule that failed (required, type, range, category, ...), if any
+    rule: str | None = None
+    #: how the offending value looked; None when it must not be shown (personal data)
+    value: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"field": self.field, "message": self.message}
         if self.expected is not None:
             out["expected"] = self.expected
+        if self.rule is not None:
+            out["rule"] = self.rule
+        if self.value is not None:
+            out["value"] = self.value
         return out
 
 

@@ -75,6 +75,13 @@ def test_contract_reject_lists_every_violation(
     assert errors["features.age"].startswith("required:")
     assert errors["features.income"].startswith("type:")
     assert errors["features.channel"].startswith("category:")
+    by_field = {e["field"]: e for e in response.json()["errors"]}
+    assert {f: e["rule"] for f, e in by_field.items()} == {
+        "features.age": "required",
+        "features.income": "type",
+        "features.channel": "category",
+    }
+    assert "carrier pigeon" in by_field["features.channel"]["value"]
     metrics = client.get("/metrics").text
     assert (
         'bastion_guard_findings_total{action="reject",deployment="credit",rule="category"} 1.0'

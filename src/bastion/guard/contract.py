@@ -145,7 +145,11 @@ class ContractResult:
         """One `FieldError` per rejecting violation, with its full field path."""
         return [
             FieldError(
-                f"{self.where}.{v.field}" if v.field else self.where, v.message(), v.expected
+                f"{self.where}.{v.field}" if v.field else self.where,
+                v.message(),
+                v.expected,
+                rule=v.rule,
+                value=None if v.withheld else (v.got or _describe(v.value)),
             )
             for v in self.violations
             if v.action == "reject"

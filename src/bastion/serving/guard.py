@@ -208,7 +208,13 @@ class DeploymentGuard:
         if self.redactor is None:
             return exc
         errors = [
-            FieldError(self._scrub(error.field), self._scrub(error.message), error.expected)
+            FieldError(
+                self._scrub(error.field),
+                self._scrub(error.message),
+                error.expected,
+                rule=error.rule,
+                value=None if error.value is None else self._scrub(error.value),
+            )
             for error in exc.errors
         ]
         return InvalidInput(self._scrub(exc.message), errors=errors)
