@@ -33,6 +33,8 @@ PROBLEM: Schema = {
                     "field": {"type": "string"},
                     "message": {"type": "string"},
                     "expected": {"type": "string"},
+                    "rule": {"type": "string"},
+                    "value": {"type": "string"},
                 },
             },
         },
