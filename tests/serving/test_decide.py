@@ -17,20 +17,13 @@ from bastion.server.app import app_for
 from bastion.settings import Settings
 from bastion.spec import Spec
 from tests.credentials import bearer
+from tests.support import request_rows
 
 
 @pytest.fixture
 def client(spec: Spec, settings: Settings, admin_token: str) -> Iterator[TestClient]:
     with TestClient(app_for(spec, settings), headers=bearer(admin_token)) as test_client:
         yield test_client
-
-
-def _instances(trained: TrainedModel, n: int) -> list[dict[str, Any]]:
-    rows = trained.test_frame[FEATURES].head(n).to_dict(orient="records")
-    return [
-        {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-        for row in rows
-    ]
 
 
 def _direct_scores(trained: TrainedModel, n: int) -> np.ndarray:
@@ -42,7 +35,7 @@ def test_decide_one_instance_matches_the_model(
     client: TestClient, credit_model: tuple[Path, TrainedModel], served_version: ModelVersion
 ) -> None:
     _, trained = credit_model
-    features = _instances(trained, 1)[0]
+    features = request_rows(trained, 1)[0]
 
     response = client.post(
         "/v1/deployments/credit/decide", json={"subject_id": "c-1", "features": features}
@@ -63,7 +56,7 @@ def test_decide_many_instances_keeps_order(
     _, trained = credit_model
 
     response = client.post(
-        "/v1/deployments/credit/decide", json={"instances": _instances(trained, 25)}
+        "/v1/deployments/credit/decide", json={"instances": request_rows(trained, 25)}
     )
 
     assert response.status_code == 200, response.text
@@ -75,7 +68,7 @@ def test_decision_is_stored_and_readable(
     client: TestClient, credit_model: tuple[Path, TrainedModel]
 ) -> None:
     _, trained = credit_model
-    features = _instances(trained, 1)[0]
+    features = request_rows(trained, 1)[0]
     decided = client.post(
         "/v1/deployments/credit/decide", json={"subject_id": "customer-42", "features": features}
     ).json()
@@ -109,7 +102,7 @@ def test_decide_rejects_bad_input_with_field_errors(
     field: str,
 ) -> None:
     if "features" in body and "income" in body["features"]:
-        features = _instances(credit_model[1], 1)[0]
+        features = request_rows(credit_model[1], 1)[0]
         features.update(body["features"])
         if body["features"].get("income") == 1.0:
             del features["age"]
@@ -149,14 +142,14 @@ def test_malformed_and_oversized_bodies_are_4xx_and_serving_continues(
     assert missing.status_code == 404
     for response in (malformed, too_big, not_object, unknown, missing):
         assert response.headers["content-type"] == "application/problem+json"
-    features = _instances(credit_model[1], 1)[0]
+    features = request_rows(credit_model[1], 1)[0]
     assert client.post("/v1/deployments/credit/decide", json={"features": features}).is_success
 
 
 def test_metrics_count_requests_and_batches(
     client: TestClient, credit_model: tuple[Path, TrainedModel], served_version: ModelVersion
 ) -> None:
-    features = _instances(credit_model[1], 1)[0]
+    features = request_rows(credit_model[1], 1)[0]
     for _ in range(3):
         client.post("/v1/deployments/credit/decide", json={"features": features})
 

@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
-from bastion.demo.data import FEATURES
 from bastion.demo.run import start_server, wait_ready
 from bastion.demo.train import TrainedModel
 from bastion.serving.decision_log import DecisionLog
@@ -22,7 +20,7 @@ from bastion.settings import Settings
 from bastion.spec import Spec, dump_spec
 from bastion.store import Database
 from tests.credentials import bearer
-from tests.support import free_port
+from tests.support import free_port, request_rows
 
 
 class ServerProcess:
@@ -54,15 +52,7 @@ def spec_file(spec: Spec, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def bodies(credit_model: tuple[Path, TrainedModel]) -> list[dict[str, Any]]:
-    rows = credit_model[1].test_frame[FEATURES].head(200).to_dict(orient="records")
-    return [
-        {
-            "features": {
-                k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()
-            }
-        }
-        for r in rows
-    ]
+    return [{"features": row} for row in request_rows(credit_model[1], 200)]
 
 
 @pytest.fixture

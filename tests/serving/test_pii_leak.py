@@ -9,12 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from bastion.demo.data import FEATURES
 from bastion.demo.train import TrainedModel
 from bastion.registry import ModelVersion
 from bastion.server.app import app_for, create_app
@@ -24,6 +22,7 @@ from bastion.settings import Settings
 from bastion.spec import Spec, parse_spec
 from bastion.store import Database
 from tests.credentials import bearer
+from tests.support import request_rows
 
 DECIDE = "/v1/deployments/credit/decide"
 UNREACHABLE = "postgresql+psycopg://root@127.0.0.1:1/test?connect_timeout=1"
@@ -70,14 +69,6 @@ deployments:
     )
 
 
-def _features(trained: TrainedModel, n: int) -> list[dict[str, Any]]:
-    rows = trained.test_frame[FEATURES].head(n).to_dict(orient="records")
-    return [
-        {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-        for row in rows
-    ]
-
-
 def _note(i: int) -> str:
     return (
         f"Applicant mail {EMAILS[i % 2]}, call {PHONES[i % 2]}. Salary to "
@@ -87,7 +78,7 @@ def _note(i: int) -> str:
 
 def _seed(client: TestClient, trained: TrainedModel) -> list[str]:
     """Good and bad requests carrying every raw value; return the error response bodies."""
-    rows = _features(trained, 8)
+    rows = request_rows(trained, 8)
     errors: list[str] = []
     for i, features in enumerate(rows):
         body = {
@@ -176,7 +167,7 @@ def test_no_raw_personal_value_reaches_any_store_log_metric_or_error(
         stored = client.get(
             DECIDE.replace("/deployments/credit/decide", "/decisions/")
             + client.post(
-                DECIDE, json={"features": {**_features(trained, 1)[0], "note": _note(0)}}
+                DECIDE, json={"features": {**request_rows(trained, 1)[0], "note": _note(0)}}
             ).json()["decision_id"]
         ).json()
     spooling: TestClient = request.getfixturevalue("spooling_client")

@@ -9,7 +9,6 @@ Each run covers one way a change travels between replicas:
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,12 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 from sqlalchemy import make_url
 
-from bastion.demo.data import FEATURES
-from bastion.demo.run import start_server, wait_ready
 from bastion.demo.train import TrainedModel
 from bastion.registry import ModelVersion
 from bastion.settings import Settings
@@ -32,7 +28,7 @@ from bastion.store import Database
 from bastion.store.keys import KeyService
 from bastion.store.notify import open_change_feed
 from tests.credentials import bearer
-from tests.support import free_port
+from tests.support import request_rows, running_servers
 
 pytestmark = pytest.mark.slow
 
@@ -91,31 +87,13 @@ def replicas(
     spec_path = tmp_path / "bastion.yaml"
     spec_path.write_text(dump_spec(spec))
     env = _environment(replica_settings)
-    ports = [free_port(), free_port()]
-    processes = [
-        start_server(spec_path, port, tmp_path / f"replica-{i}.log", env)
-        for i, port in enumerate(ports)
-    ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
-        for url, process in zip(urls, processes, strict=True):
-            wait_ready(url, process)
+    with running_servers(spec_path, env, tmp_path) as urls:
         yield urls
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 @pytest.fixture
 def features(credit_model: tuple[Path, TrainedModel]) -> dict[str, Any]:
-    row = credit_model[1].test_frame[FEATURES].iloc[0].to_dict()
-    return {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+    return request_rows(credit_model[1], 1)[0]
 
 
 def _status(url: str, token: str) -> int:

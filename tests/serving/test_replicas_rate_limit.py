@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -14,19 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import redis
 
-from bastion.demo.data import FEATURES
-from bastion.demo.run import start_server, wait_ready
 from bastion.demo.train import TrainedModel
 from bastion.registry import ModelVersion
 from bastion.server.ratelimit import KEY_PREFIX
 from bastion.settings import Settings
 from bastion.spec import parse_spec
 from tests.credentials import bearer, create_key
-from tests.support import free_port
+from tests.support import request_rows, running_servers
 
 pytestmark = pytest.mark.slow
 
@@ -81,31 +76,13 @@ def replicas(
         "BASTION_DATABASE_URL": settings.resolved_database_url,
         "BASTION_REDIS_URL": redis_url,
     }
-    ports = [free_port(), free_port()]
-    processes = [
-        start_server(spec_path, port, tmp_path / f"replica-{i}.log", env)
-        for i, port in enumerate(ports)
-    ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
-        for url, process in zip(urls, processes, strict=True):
-            wait_ready(url, process)
+    with running_servers(spec_path, env, tmp_path) as urls:
         yield urls
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 @pytest.fixture
 def features(credit_model: tuple[Path, TrainedModel]) -> dict[str, Any]:
-    row = credit_model[1].test_frame[FEATURES].iloc[0].to_dict()
-    return {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+    return request_rows(credit_model[1], 1)[0]
 
 
 def test_replicas_sharing_redis_hold_one_deployment_limit(

@@ -9,12 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from bastion.demo.data import FEATURES
 from bastion.demo.train import TrainedModel
 from bastion.registry import ModelVersion
 from bastion.server.app import app_for
@@ -23,6 +21,7 @@ from bastion.spec import Spec, parse_spec
 from bastion.store import Database
 from bastion.store.tables import DecisionRow
 from tests.credentials import bearer, create_key
+from tests.support import request_rows
 
 
 @pytest.fixture
@@ -34,8 +33,7 @@ def admin_client(spec: Spec, settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def features(credit_model: tuple[Path, TrainedModel]) -> dict[str, Any]:
-    row = credit_model[1].test_frame[FEATURES].iloc[0].to_dict()
-    return {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+    return request_rows(credit_model[1], 1)[0]
 
 
 def _decide(client: TestClient, subject: str, features: dict[str, Any]) -> str:
