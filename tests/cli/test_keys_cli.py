@@ -67,7 +67,7 @@ def test_list_shows_keys_but_never_tokens_or_hashes(runner: CliRunner) -> None:
     assert key_id in listing
     assert "operate" in listing
     assert "on-call" in listing
-    assert token.rsplit("_", 1)[1] not in listing
+    assert token.split("_", 2)[2] not in listing
     assert hash_token(token) not in listing
 
 
