@@ -2,10 +2,11 @@
 
 A spec names deployments; each serves one model version (pinned as `name:version`, or
 following a stage as `name@production`) with its batching settings. Sections that later
-capabilities fill in (policy, explain, rollout, monitor) are reserved: they parse, and must
-stay empty until the capability lands, so a spec written today keeps its meaning. The
-``guard`` section configures the input contract, the out-of-distribution score and the
-handling of personal data (`Guard`).
+capabilities fill in (rollout, monitor) are reserved: they parse, and must stay empty until
+the capability lands, so a spec written today keeps its meaning. The ``guard`` section
+configures the input contract, the out-of-distribution score and the handling of personal
+data (`Guard`); ``policy`` the rules, bands and review queue (`PolicyConfig`); ``explain``
+the per-decision explanations (`ExplainConfig`).
 
 Errors name the field path and the line in the file, e.g.
 ``deployments.credit.batching.max_wait_ms (line 7): Input should be greater than or equal to 0``.
@@ -31,7 +32,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from bastion.errors import FieldError, SpecError
+from bastion.explain.config import ExplainConfig
 from bastion.guard.policy import ContractPolicy, OODPolicy, PiiPolicy
+from bastion.policy.config import PolicyConfig
 
 STAGES = ("none", "staging", "production", "archived")
 Stage = Literal["none", "staging", "production", "archived"]
@@ -192,8 +195,12 @@ class Deployment(Strict):
         description="Decision records older than this many days are deleted by the retention "
         "job; unset keeps them.",
     )
-    policy: Reserved | None = Field(None, description="Reserved: rules, bands, review.")
-    explain: Reserved | None = Field(None, description="Reserved: explanations, reason codes.")
+    policy: PolicyConfig | None = Field(
+        None, description="CEL rules, score or value bands, the fallback, human review."
+    )
+    explain: ExplainConfig | None = Field(
+        None, description="Per-decision contributions and reason codes."
+    )
     rollout: Reserved | None = Field(None, description="Reserved: shadow, canary, A/B.")
     monitor: Reserved | None = Field(None, description="Reserved: drift, performance, alerts.")
 

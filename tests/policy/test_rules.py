@@ -15,6 +15,11 @@ def rule(name: str, when: str, outcome: str = "review", reason: str = "R00") -> 
     return RuleSpec(name=name, when=when, outcome=outcome, reason=reason)
 
 
+def unchecked_rule(name: str, when: str) -> RuleSpec:
+    """A rule built without validation, as code could hand to `CompiledRules.compile`."""
+    return RuleSpec.model_construct(name=name, when=when, outcome="review", reason="R00")
+
+
 def activation(
     features: dict[str, Any] | None = None, score: float = 0.5, **request: Any
 ) -> dict[str, Any]:
@@ -91,7 +96,7 @@ def test_rulespec_rejects_unknown_fields() -> None:
 
 
 def test_compile_error_names_rule_and_position() -> None:
-    rules = [rule("ok", "true"), rule("broken", "features.amount >")]
+    rules = [rule("ok", "true"), unchecked_rule("broken", "features.amount >")]
 
     with pytest.raises(SpecError) as info:
         CompiledRules.compile(rules)
@@ -103,8 +108,13 @@ def test_compile_error_names_rule_and_position() -> None:
     assert "rules[1].when" in str(info.value)
 
 
+def test_rule_spec_refuses_an_expression_that_does_not_compile() -> None:
+    with pytest.raises(ValidationError, match="line 1, column 18"):
+        rule("broken", "features.amount >")
+
+
 def test_compile_error_reports_every_broken_rule() -> None:
-    rules = [rule("a", "1 +"), rule("b", "true"), rule("c", "(x")]
+    rules = [unchecked_rule("a", "1 +"), rule("b", "true"), unchecked_rule("c", "(x")]
 
     with pytest.raises(SpecError) as info:
         CompiledRules.compile(rules)

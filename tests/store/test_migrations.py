@@ -23,6 +23,8 @@ TABLES = {
     "decisions",
     "audit_events",
     "api_keys",
+    "review_tasks",
+    "feedback",
 }
 
 

@@ -134,5 +134,69 @@ class ServingMetrics:
             registry=self.registry,
         )
 
+        self.decisions = Counter(
+            "bastion_decisions",
+            "Decisions by deployment, outcome and what decided it (rule, band, fallback, "
+            "overflow or model when no policy is set).",
+            ["deployment", "outcome", "source"],
+            registry=self.registry,
+        )
+        self.rule_hits = Counter(
+            "bastion_rule_hits",
+            "Decisions made by each policy rule.",
+            ["deployment", "rule"],
+            registry=self.registry,
+        )
+        self.rule_errors = Counter(
+            "bastion_rule_errors",
+            "Policy rules that failed to evaluate at run time, by rule.",
+            ["deployment", "rule"],
+            registry=self.registry,
+        )
+        self.explanation_duration = Histogram(
+            "bastion_explanation_duration_seconds",
+            "Time to explain one batch of decisions, in seconds, by method.",
+            ["deployment", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.review_tasks_created = Counter(
+            "bastion_review_tasks_created",
+            "Review tasks created, by deployment and why (band, rule, fallback, exploration).",
+            ["deployment", "reason"],
+            registry=self.registry,
+        )
+        self.review_overflow = Counter(
+            "bastion_review_overflow",
+            "Cases decided by the overflow action because the review queue was full.",
+            ["deployment"],
+            registry=self.registry,
+        )
+        self.review_queue_depth = Gauge(
+            "bastion_review_queue_depth",
+            "Review tasks not yet resolved (open, claimed or escalated).",
+            ["deployment"],
+            registry=self.registry,
+        )
+        self.review_oldest_age = Gauge(
+            "bastion_review_oldest_task_age_seconds",
+            "Age of the oldest unresolved review task, in seconds (0 when none).",
+            ["deployment"],
+            registry=self.registry,
+        )
+        self.review_overdue = Gauge(
+            "bastion_review_overdue_tasks",
+            "Unresolved review tasks past their due time.",
+            ["deployment"],
+            registry=self.registry,
+        )
+        self.review_resolved = Counter(
+            "bastion_review_resolved",
+            "Review tasks resolved, by whether the verdict overturned the model's band "
+            "(overturn rate = overturned / all).",
+            ["deployment", "overturned"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

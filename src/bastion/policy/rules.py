@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import cel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bastion.errors import FieldError, SpecError
 
@@ -59,6 +59,21 @@ class RuleSpec(BaseModel):
     reason: str = Field(
         min_length=1, max_length=64, description="The reason code recorded when the rule fires."
     )
+
+    @field_validator("when")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        # Checked where the spec is parsed, so `bastion spec check` names the rule's line.
+        check_expression(value)
+        return value
+
+
+def check_expression(source: str) -> None:
+    """Raise ValueError with the CEL position when `source` does not compile."""
+    try:
+        cel.compile(source)
+    except Exception as exc:  # the cel library raises ValueError; be safe at the edge
+        raise ValueError(_compile_error(0, source, exc).message) from None
 
 
 @dataclass(frozen=True)

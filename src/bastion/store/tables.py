@@ -81,6 +81,9 @@ class ModelVersionRow(Base):
     created_at: Mapped[datetime]
     #: the fitted OOD profile (`OODProfile.to_dict()`), when a sample was given
     reference_profile: Mapped[dict[str, Any] | None]
+    #: the score calibration fitted by `bastion policy tune` (`Calibration.to_dict()`),
+    #: applied to this version's scores at serving
+    calibration: Mapped[dict[str, Any] | None]
 
 
 class StageTransitionRow(Base):
@@ -115,6 +118,11 @@ class DecisionRow(Base):
     outcome: Mapped[Any] = mapped_column(JSON)
     latency_ms: Mapped[float] = mapped_column(Float)
     guard: Mapped[dict[str, Any] | None]
+    #: how the outcome was reached: policy version, source (rule, band, fallback,
+    #: overflow), rule or band, reason code, rule errors, calibration, review routing
+    policy: Mapped[dict[str, Any] | None]
+    #: per-feature contributions in the caller's fields, method, base value, reasons
+    explanation: Mapped[dict[str, Any] | None]
 
 
 class AuditEventRow(Base):
@@ -147,3 +155,60 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime]
     created_by: Mapped[str | None] = mapped_column(String(128))
     revoked_at: Mapped[datetime | None]
+
+
+class ReviewTaskRow(Base):
+    """A decision waiting for (or settled by) a human reviewer.
+
+    A task is ``open`` until claimed; a claim is a lease (``lease_expires_at``) that lapses
+    back to open. ``resolved`` tasks carry the verdict; ``escalated`` ones wait for a
+    senior reviewer and can be claimed again.
+    """
+
+    __tablename__ = "review_tasks"
+    __table_args__ = (
+        Index("ix_review_tasks_deployment_status_priority", "deployment", "status", "priority"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    decision_id: Mapped[str] = mapped_column(String(36), unique=True)
+    deployment: Mapped[str] = mapped_column(String(128))
+    subject_key: Mapped[str | None] = mapped_column(String(80), index=True)
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    priority: Mapped[float] = mapped_column(Float)
+    #: why the case is here: ``band``, ``rule``, ``fallback`` or ``exploration``
+    reason: Mapped[str] = mapped_column(String(16))
+    #: probability with which the case was sent to review (1.0 unless sampled)
+    sampling_probability: Mapped[float] = mapped_column(Float)
+    #: what the policy would have decided without a reviewer (the band's outcome)
+    model_outcome: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[datetime | None]
+    verdict: Mapped[str | None] = mapped_column(String(64))
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class FeedbackRow(Base):
+    """A late label for a decision: from the API, an import, or a reviewer's verdict."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_deployment_created_at", "deployment", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    decision_id: Mapped[str] = mapped_column(String(36), index=True)
+    deployment: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[int]
+    subject_key: Mapped[str | None] = mapped_column(String(80), index=True)
+    label: Mapped[Any] = mapped_column(JSON)
+    #: ``api``, ``import`` or ``review``
+    source: Mapped[str] = mapped_column(String(16))
+    #: for review labels: the probability the case was sent to review (selection weight)
+    sampling_probability: Mapped[float | None] = mapped_column(Float)
+    actor: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
