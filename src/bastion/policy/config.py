@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -76,6 +77,12 @@ class ReviewConfig(_Strict):
         le=1,
         description="Share of automatically decided cases also sent to review; the "
         "sampling probability is recorded with each task.",
+    )
+    verdicts: dict[str, Any] = Field(
+        default_factory=lambda: {"approve": 0, "decline": 1},
+        min_length=1,
+        description="Verdicts a reviewer may give, and the training label each becomes "
+        "(recorded as feedback with source=review).",
     )
     exploration_seed: int | None = Field(
         None, description="Seed for the exploration sampler (tests and replays)."

@@ -12,7 +12,8 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from bastion.server import oip, openapi, subjects, v1
+from bastion import console
+from bastion.server import oip, openapi, review, subjects, v1
 from bastion.server.auth import (
     REFRESH_SECONDS,
     UNNOTIFIED_REFRESH_SECONDS,
@@ -87,7 +88,14 @@ def create_app(
                 stack.push_async_callback(keys.stop)
             yield
 
-    routes = [*v1.routes, *subjects.routes, *oip.routes, *openapi.routes]
+    routes = [
+        *v1.routes,
+        *review.routes,
+        *subjects.routes,
+        *oip.routes,
+        *openapi.routes,
+        *console.routes,
+    ]
     app = Starlette(
         routes=routes,
         middleware=[

@@ -59,12 +59,13 @@ class Action(StrEnum):
     READ_DECISIONS = "read decisions"
     METRICS = "read metrics"
     PRIVACY = "export or erase a data subject"
+    REVIEW = "work the review queue"
     ADMIN = "administer"
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "predict": frozenset({Action.SERVER, Action.METADATA, Action.INFER}),
-    "review": frozenset({Action.SERVER, Action.READ_DECISIONS}),
+    "review": frozenset({Action.SERVER, Action.READ_DECISIONS, Action.REVIEW}),
     "operate": frozenset({Action.SERVER, Action.METADATA, Action.READ_DECISIONS, Action.METRICS}),
     "admin": frozenset(Action),
 }
@@ -92,6 +93,15 @@ ROUTE_RULES: dict[str, Rule] = {
     **_oip("/v2/models/{model}/infer", Rule(Action.INFER, "model")),
     "/v1/deployments/{deployment}/decide": Rule(Action.INFER, "deployment"),
     "/v1/decisions/{decision_id}": Rule(Action.READ_DECISIONS),
+    "/v1/decisions/{decision_id}/explanation": Rule(Action.READ_DECISIONS),
+    "/v1/review/tasks": Rule(Action.REVIEW),
+    "/v1/review/tasks/claim": Rule(Action.REVIEW),
+    "/v1/review/tasks/{task_id}": Rule(Action.REVIEW),
+    "/v1/review/tasks/{task_id}/claim": Rule(Action.REVIEW),
+    "/v1/review/tasks/{task_id}/resolve": Rule(Action.REVIEW),
+    "/v1/review/tasks/{task_id}/release": Rule(Action.REVIEW),
+    "/v1/review/tasks/{task_id}/escalate": Rule(Action.REVIEW),
+    "/v1/review/stats": Rule(Action.REVIEW),
     "/metrics": Rule(Action.METRICS),
     "/v1/subjects/{subject_id}": Rule(Action.PRIVACY),
 }
