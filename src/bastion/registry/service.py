@@ -287,6 +287,57 @@ class Registry:
             at=now,
         )
 
+    def set_calibration(
+        self, ref: ModelRef | str, calibration: dict[str, Any] | None, *, actor: str
+    ) -> ModelVersion:
+        """Store (or, with None, remove) the score calibration serving applies to `ref`.
+
+        The artifact stays immutable; the calibration is a reviewed setting next to it, so
+        the change is audited (``model.calibration_set``) with digests of the old and new
+        maps. The map is validated first (`Calibration.from_dict`), so serving never reads
+        one it cannot apply; it must belong to a classifier.
+        """
+        # Imported here: `bastion.policy` builds on the registry, not the other way round.
+        from bastion.policy.calibration import Calibration
+
+        if calibration is not None:
+            calibration = Calibration.from_dict(calibration).to_dict()
+        target = self.get(ref)
+        if calibration is not None and target.output_signature.task != "classification":
+            raise InvalidInput(
+                f"only classifier scores can be calibrated; {target.ref} is a "
+                f"{target.output_signature.task} model"
+            )
+        now = self.clock()
+        with self.database.transaction() as session:
+            row = session.scalar(
+                select(ModelVersionRow)
+                .where(
+                    ModelVersionRow.model_name == target.name,
+                    ModelVersionRow.version == target.version,
+                )
+                .with_for_update()
+            )
+            if row is None:
+                raise NotFound(f"no model version matches {target.ref}")
+            before = row.calibration
+            row.calibration = calibration
+            AuditLog.append(
+                session,
+                actor=actor,
+                action="model.calibration_set",
+                target=target.ref,
+                before=before,
+                after=calibration,
+                details={
+                    "from": None if before is None else before.get("method"),
+                    "to": None if calibration is None else calibration["method"],
+                },
+                at=now,
+            )
+            session.flush()
+            return ModelVersion.from_row(row)
+
     def stage_history(self, name: str) -> list[StageTransition]:
         with self.database.transaction() as session:
             rows = session.scalars(

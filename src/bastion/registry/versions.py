@@ -32,6 +32,8 @@ class ModelVersion:
     created_at: datetime
     #: the OOD profile fitted on the registration sample (`OODProfile.to_dict()`), or None
     reference_profile: dict[str, Any] | None = None
+    #: the score calibration applied at serving (`Calibration.to_dict()`), or None
+    calibration: dict[str, Any] | None = None
 
     @property
     def ref(self) -> str:
@@ -57,6 +59,7 @@ class ModelVersion:
             author=row.author,
             created_at=row.created_at,
             reference_profile=row.reference_profile,
+            calibration=row.calibration,
         )
 
     def summary(self) -> dict[str, Any]:
