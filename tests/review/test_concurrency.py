@@ -8,7 +8,7 @@ from collections import Counter
 
 from bastion.review import ReviewQueue
 from bastion.store import Database
-from tests.review.conftest import add_case
+from tests.review.cases import add_case
 
 REVIEWERS = 8
 TASKS = 20

@@ -10,7 +10,7 @@ import pytest
 from bastion.monitor.metrics import ServingMetrics
 from bastion.review import ReviewMonitor, ReviewQueue
 from bastion.store import Database
-from tests.review.conftest import MovableClock, add_case
+from tests.review.cases import MovableClock, add_case
 
 UNREACHABLE = "postgresql+psycopg://root@127.0.0.1:1/test?connect_timeout=1"
 

@@ -10,7 +10,7 @@ from bastion.monitor.metrics import ServingMetrics
 from bastion.review import ReviewQueue
 from bastion.store import Database
 from bastion.store.tables import FeedbackRow
-from tests.review.conftest import NOW, MovableClock, add_case
+from tests.review.cases import NOW, MovableClock, add_case
 
 
 def _overturned(metrics: ServingMetrics, deployment: str, overturned: str) -> float:

@@ -26,7 +26,7 @@ from bastion.monitor.metrics import ServingMetrics
 from bastion.policy.config import ReviewConfig
 from bastion.review import tasks
 from bastion.review.feedback import add_feedback, feedback_for_decision
-from bastion.review.tasks import CLAIMED, ESCALATED, OPEN, RESOLVED, STATUSES
+from bastion.review.tasks import CLAIMED, ESCALATED, OPEN, RESOLVED
 from bastion.review.views import QueueStats, TaskSummary, TaskView, decision_block
 from bastion.spec import Spec
 from bastion.store import Database
@@ -105,10 +105,7 @@ class ReviewQueue:
         by_deployment = self.stats_by_deployment()
         if deployment is not None:
             return by_deployment.get(deployment, QueueStats(deployment))
-        total = QueueStats(None)
-        for stats in by_deployment.values():
-            total = _merge(total, stats)
-        return total
+        return QueueStats.combined(by_deployment.values())
 
     def stats_by_deployment(self) -> dict[str, QueueStats]:
         """`stats` of every deployment that has tasks, in one query."""
@@ -330,14 +327,3 @@ def _append_note(existing: str | None, reviewer: str, notes: str | None) -> str 
         return existing
     line = f"{reviewer}: {notes}"
     return line if not existing else f"{existing}\n{line}"
-
-
-def _merge(total: QueueStats, stats: QueueStats) -> QueueStats:
-    by_status = {s: total.by_status.get(s, 0) + stats.by_status.get(s, 0) for s in STATUSES}
-    return QueueStats(
-        total.deployment,
-        depth=total.depth + stats.depth,
-        oldest_age_seconds=max(total.oldest_age_seconds, stats.oldest_age_seconds),
-        overdue=total.overdue + stats.overdue,
-        by_status=by_status,
-    )

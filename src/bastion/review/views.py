@@ -7,6 +7,7 @@ data: decision inputs are stored redacted already, and are shown as stored.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -150,6 +151,20 @@ class QueueStats:
     oldest_age_seconds: float = 0.0
     overdue: int = 0
     by_status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+
+    @classmethod
+    def combined(cls, parts: Iterable[QueueStats]) -> QueueStats:
+        """The stats of several deployments as one queue (`deployment` None)."""
+        total = cls(None)
+        for part in parts:
+            total = cls(
+                None,
+                depth=total.depth + part.depth,
+                oldest_age_seconds=max(total.oldest_age_seconds, part.oldest_age_seconds),
+                overdue=total.overdue + part.overdue,
+                by_status={s: total.by_status[s] + part.by_status.get(s, 0) for s in STATUSES},
+            )
+        return total
 
     def to_dict(self) -> dict[str, Any]:
         return {
