@@ -1,4 +1,5 @@
-"""Export, erasure and retention of a subject's decisions, on SQLite and PostgreSQL."""
+"""Export, erasure and retention of a subject's decisions, review tasks and feedback, on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from pathlib import Path
 from sqlalchemy import select, text
 
 from bastion.guard.pseudonym import Pseudonymizer
+from bastion.monitor.metrics import ServingMetrics
+from bastion.review import ReviewQueue
 from bastion.serving.decision_log import DecisionLog, Record
 from bastion.serving.retention import RetentionJob
 from bastion.serving.subjects import SubjectService
 from bastion.store import Database
 from bastion.store.audit import AuditLog
-from bastion.store.tables import DecisionRow
+from bastion.store.tables import DecisionRow, FeedbackRow, ReviewTaskRow
+from tests.review.cases import Case, add_case, review_spec
 
 OLD_KEY = b"an-old-key-that-was-rotated-out"
 NEW_KEY = b"the-current-pseudonymization-key"
@@ -135,3 +139,70 @@ def test_retention_job_purges_in_the_background_and_stops(
     assert job.runs >= 2
     with database.transaction() as session:
         assert list(session.scalars(select(DecisionRow.id))) == []
+
+
+def _reviewed(database: Database, subject_key: str, *, created_at: datetime = NOW) -> Case:
+    """A decision of the subject sent to review and resolved: a task and a feedback label."""
+    case = add_case(database, subject_key=subject_key, created_at=created_at)
+    queue = ReviewQueue(database, review_spec(), ServingMetrics(), lambda: created_at)
+    queue.claim(case.task_id, "ann")
+    queue.resolve(case.task_id, "ann", "decline", "checked")
+    return case
+
+
+def test_export_includes_the_subjects_review_tasks_and_feedback(
+    database: Database, tmp_path: Path
+) -> None:
+    alice = Pseudonymizer(NEW_KEY).pseudonymize("alice@example.com")
+    alice_before_rotation = Pseudonymizer(OLD_KEY).pseudonymize("alice@example.com")
+    mine = [_reviewed(database, alice), add_case(database, subject_key=alice_before_rotation)]
+    _reviewed(database, Pseudonymizer(NEW_KEY).pseudonymize("bob@example.com"))
+
+    exported = _service(database, tmp_path / "spool").export("alice@example.com")
+
+    assert sorted(t["task_id"] for t in exported["review_tasks"]) == sorted(c.task_id for c in mine)
+    assert sorted(d["decision_id"] for d in exported["decisions"]) == sorted(
+        c.decision_id for c in mine
+    )
+    (label,) = exported["feedback"]
+    assert (label["decision_id"], label["label"], label["source"]) == (
+        mine[0].decision_id,
+        1,
+        "review",
+    )
+    assert exported["review_tasks"][0]["notes"] == "ann: checked"
+
+
+def test_erase_removes_the_subjects_review_tasks_and_feedback_only(
+    database: Database, tmp_path: Path
+) -> None:
+    alice = Pseudonymizer(OLD_KEY).pseudonymize("alice@example.com")
+    _reviewed(database, alice)
+    add_case(database, subject_key=alice)
+    bob = _reviewed(database, Pseudonymizer(NEW_KEY).pseudonymize("bob@example.com"))
+    service = _service(database, tmp_path / "spool")
+
+    report = service.erase("alice@example.com", actor="dpo")
+
+    assert (report.decisions, report.review_tasks, report.feedback) == (2, 2, 1)
+    assert report.as_dict()["review_tasks"] == 2
+    with database.transaction() as session:
+        assert list(session.scalars(select(ReviewTaskRow.id))) == [bob.task_id]
+        assert list(session.scalars(select(FeedbackRow.decision_id))) == [bob.decision_id]
+        (event,) = AuditLog.list(session, action="subject.erased")
+    assert (event.details["review_tasks"], event.details["feedback"]) == (2, 1)
+    assert service.export("alice@example.com")["review_tasks"] == []
+
+
+def test_purge_expired_removes_the_review_tasks_of_purged_decisions(
+    database: Database, tmp_path: Path
+) -> None:
+    old = _reviewed(database, "k:old", created_at=NOW - timedelta(days=40))
+    recent = add_case(database, created_at=NOW - timedelta(days=5))
+
+    _service(database, tmp_path / "spool").purge_expired({"credit": 30})
+
+    with database.transaction() as session:
+        assert list(session.scalars(select(ReviewTaskRow.id))) == [recent.task_id]
+        # labels stay as training data; they hold no inputs of their own
+        assert list(session.scalars(select(FeedbackRow.decision_id))) == [old.decision_id]

@@ -1,9 +1,12 @@
 """Data-subject rights over the decision log: export, erasure and retention.
 
 A subject is known only by its pseudonyms (one per key the pseudonymizer knows, so records
-made before a key rotation are found too). Erasure removes the subject's decisions from the
-database and from the local spool, and records an audit event naming the pseudonym, never
-the raw id. Retention deletes decisions older than a deployment's `retention_days`.
+made before a key rotation are found too). Export and erasure cover the subject's decisions,
+their review tasks and their feedback labels (all keyed by the same pseudonym) in the
+database, and the decisions waiting in the local spool; erasure records an audit event naming
+the pseudonym, never the raw id. Retention deletes decisions older than a deployment's
+`retention_days`, with their review tasks (a task is a view of its decision); feedback labels
+stay, as training data with no inputs of their own.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import orjson
 from sqlalchemy import delete, func, select
 
 from bastion.guard.pseudonym import Pseudonymizer
+from bastion.review.feedback import delete_feedback_for_subjects, feedback_for_subjects
+from bastion.review.tasks import delete_tasks_for_subjects, task_record, tasks_for_subjects
 from bastion.serving.decision_log import row_to_record
 from bastion.store import Database
 from bastion.store.audit import AuditLog
-from bastion.store.tables import DecisionRow
+from bastion.store.tables import DecisionRow, ReviewTaskRow
 
 Clock = Callable[[], datetime]
 
@@ -32,12 +37,16 @@ class ErasureReport:
     subject_key: str
     decisions: int
     spooled: int
+    review_tasks: int = 0
+    feedback: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "subject_key": self.subject_key,
             "decisions": self.decisions,
             "spooled": self.spooled,
+            "review_tasks": self.review_tasks,
+            "feedback": self.feedback,
         }
 
 
@@ -53,7 +62,7 @@ class SubjectService:
         self.clock = clock
 
     def export(self, subject_id: str) -> dict[str, Any]:
-        """Every stored decision of the subject, as JSON-ready records."""
+        """Every stored decision, review task and feedback label of the subject, as JSON."""
         keys = self.pseudonymizer.pseudonymize_all(subject_id)
         with self.database.transaction() as session:
             rows = session.scalars(
@@ -62,10 +71,18 @@ class SubjectService:
                 .order_by(DecisionRow.created_at)
             )
             decisions = [row_to_record(row) for row in rows]
+            tasks = [task_record(row) for row in tasks_for_subjects(session, keys)]
+            feedback = [f.to_dict() for f in feedback_for_subjects(session, keys)]
         spooled = [
             record for record in self._spooled_records() if record.get("subject_key") in keys
         ]
-        return {"subject_key": keys[0], "decisions": decisions, "spooled_decisions": spooled}
+        return {
+            "subject_key": keys[0],
+            "decisions": decisions,
+            "review_tasks": tasks,
+            "feedback": feedback,
+            "spooled_decisions": spooled,
+        }
 
     def erase(self, subject_id: str, *, actor: str) -> ErasureReport:
         """Remove the subject from the spool and the database; audit it without the raw id.
@@ -77,6 +94,8 @@ class SubjectService:
         spooled = self._erase_from_spool(set(keys))
         now = self.clock()
         with self.database.transaction() as session:
+            tasks = delete_tasks_for_subjects(session, keys)
+            feedback = delete_feedback_for_subjects(session, keys)
             result = session.execute(delete(DecisionRow).where(DecisionRow.subject_key.in_(keys)))
             deleted = int(getattr(result, "rowcount", 0) or 0)
             AuditLog.append(
@@ -84,10 +103,15 @@ class SubjectService:
                 actor=actor,
                 action="subject.erased",
                 target=keys[0],
-                details={"decisions": deleted, "spooled": spooled},
+                details={
+                    "decisions": deleted,
+                    "spooled": spooled,
+                    "review_tasks": tasks,
+                    "feedback": feedback,
+                },
                 at=now,
             )
-        return ErasureReport(keys[0], deleted, spooled)
+        return ErasureReport(keys[0], deleted, spooled, tasks, feedback)
 
     def purge_expired(self, retention_days: dict[str, int]) -> dict[str, int]:
         """Delete decisions older than each deployment's retention; returns counts per deployment."""
@@ -96,6 +120,10 @@ class SubjectService:
         with self.database.transaction() as session:
             for deployment, days in retention_days.items():
                 cutoff = now - timedelta(days=days)
+                expired = select(DecisionRow.id).where(
+                    DecisionRow.deployment == deployment, DecisionRow.created_at < cutoff
+                )
+                session.execute(delete(ReviewTaskRow).where(ReviewTaskRow.decision_id.in_(expired)))
                 result = session.execute(
                     delete(DecisionRow).where(
                         DecisionRow.deployment == deployment, DecisionRow.created_at < cutoff
