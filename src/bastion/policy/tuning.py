@@ -107,11 +107,12 @@ class Alternative:
 
 @dataclass(frozen=True)
 class CostCurve:
-    """For every candidate `t_high`, the best `t_low` and the cost per case (NaN: infeasible)."""
+    """For every candidate `t_high`: the best `t_low`, its cost per case and review share."""
 
     t_high: FloatArray
     t_low: FloatArray
     cost_per_case: FloatArray
+    review_share: FloatArray
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,10 @@ class ThresholdSearch:
 
     def cost_curve(self, review_capacity: float | None) -> CostCurve:
         best_low, totals = self.curve(self.max_reviews(review_capacity))
-        return CostCurve(self.thresholds, self.thresholds[best_low], totals / self.n)
+        reviewed = self.below - self.below[best_low]
+        return CostCurve(
+            self.thresholds, self.thresholds[best_low], totals / self.n, reviewed / self.n
+        )
 
 
 def tune(
