@@ -21,6 +21,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
+from bastion.console.session import SESSION_COOKIE, signer_for
+from bastion.console.templating import is_console_path
 from bastion.errors import StorageError
 from bastion.server.app import create_app
 from bastion.server.auth import OPEN_PATHS, ROUTE_RULES, AuthMiddleware, KeyCache
@@ -289,8 +291,9 @@ def test_insecure_app_needs_no_key_and_says_so(
 def test_every_route_has_an_access_rule(served: Served) -> None:
     app = served.app()
     paths = {getattr(route, "path", None) for route in app.routes}
+    api = {p for p in paths if p is not None and not is_console_path(p)}
 
-    assert paths - set(ROUTE_RULES) - OPEN_PATHS == set()
+    assert api - set(ROUTE_RULES) - OPEN_PATHS == set()
 
 
 def _whoami_client(key: ActiveKey) -> TestClient:
@@ -339,6 +342,93 @@ def test_non_http_scopes_pass_through_untouched() -> None:
     asyncio.run(middleware({"type": "websocket", "path": "/ws", "headers": []}, receive, send))
 
     assert seen == ["websocket"]
+
+
+# -- the console: a session cookie on /console paths only -----------------------------------
+
+REVIEW_KEY = ActiveKey("fedcba9876543210", "review", None, hash_token("bst_fedcba9876543210_x"))
+CONSOLE_PAGE = "/console/review/whoami"
+
+
+def _console_client(*keys: ActiveKey) -> tuple[TestClient, Starlette]:
+    """A bare app with one console page and one API route behind the middleware."""
+
+    async def whoami(request: Request) -> JSONResponse:
+        principal = request.state.principal
+        session = request.state.console_session
+        return JSONResponse([principal.key_id, principal.role, len(session.csrf_token)])
+
+    routes = [Route(CONSOLE_PAGE, whoami), Route("/v1/review/tasks", whoami)]
+    cache = KeyCache(lambda: list(keys), NullFeed())
+    asyncio.run(cache.reload())
+    middleware = [Middleware(AuthMiddleware, routes=routes, keys=cache)]
+    app = Starlette(routes=routes, middleware=middleware)
+    return TestClient(app), app
+
+
+def test_console_page_authenticates_by_session_cookie() -> None:
+    client, app = _console_client(REVIEW_KEY)
+    client.cookies.set(SESSION_COOKIE, signer_for(app).issue(REVIEW_KEY))
+
+    response = client.get(CONSOLE_PAGE)
+
+    assert response.status_code == 200
+    assert response.json() == [REVIEW_KEY.id, "review", 40]
+
+
+@pytest.mark.parametrize(
+    "cookie", [None, "", "garbage", "tampered", "expired", "other-secret"], ids=repr
+)
+def test_console_page_without_a_valid_session_redirects_to_sign_in(cookie: str | None) -> None:
+    client, app = _console_client(REVIEW_KEY)
+    good = signer_for(app).issue(REVIEW_KEY)
+    values = {
+        "tampered": good[:-1] + ("0" if good[-1] != "0" else "1"),
+        "expired": signer_for(app).issue(REVIEW_KEY, now=time.time() - 13 * 3600),
+        "other-secret": signer_for(Starlette()).issue(REVIEW_KEY),
+    }
+    if cookie is not None:
+        client.cookies.set(SESSION_COOKIE, values.get(cookie, cookie))
+
+    response = client.get(CONSOLE_PAGE, follow_redirects=False)
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/console/review/sign-in?next={CONSOLE_PAGE}"
+
+
+def test_console_session_of_an_unknown_key_redirects_to_sign_in() -> None:
+    client, app = _console_client()  # the key is gone from the cache (revoked)
+    client.cookies.set(SESSION_COOKIE, signer_for(app).issue(REVIEW_KEY))
+
+    assert client.get(CONSOLE_PAGE, follow_redirects=False).status_code == 303
+
+
+def test_console_refuses_a_role_that_may_not_review_with_a_403_page() -> None:
+    client, app = _console_client(KEY)  # a predict key
+    client.cookies.set(SESSION_COOKIE, signer_for(app).issue(KEY))
+
+    response = client.get(CONSOLE_PAGE)
+
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/html")
+    assert "predict" in response.text
+
+
+def test_console_ignores_bearer_tokens() -> None:
+    client, _ = _console_client(KEY)
+
+    response = client.get(CONSOLE_PAGE, headers=bearer(TOKEN), follow_redirects=False)
+
+    assert response.status_code == 303
+
+
+def test_session_cookie_does_not_authenticate_the_api() -> None:
+    client, app = _console_client(REVIEW_KEY)
+    client.cookies.set(SESSION_COOKIE, signer_for(app).issue(REVIEW_KEY))
+
+    response = client.get("/v1/review/tasks")
+
+    assert_problem(response, 401, "unauthorized")
 
 
 # -- the key cache on its own -----------------------------------------------------------------

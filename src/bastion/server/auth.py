@@ -1,8 +1,13 @@
 """Who may call what: API-key authentication, role permissions, request ids and the access log.
 
-Every endpoint but the two health checks needs ``Authorization: Bearer <token>``. A missing,
-unknown or revoked key is answered 401; a valid key whose role lacks the route's action, or
-that is bound to another deployment, 403. Both are problem documents from
+Every endpoint but the two health checks needs ``Authorization: Bearer <token>``, except the
+review console under ``/console``, which authenticates people by a signed session cookie
+(`bastion.console.session`): no valid session redirects to the console's sign-in page, and a
+role that may not work the review queue gets a 403 page. Bearer tokens are not accepted there,
+and the cookie is accepted nowhere else.
+
+A missing, unknown or revoked key is answered 401; a valid key whose role lacks the route's
+action, or that is bound to another deployment, 403. Both are problem documents from
 `bastion.server.problems`, like every other error.
 
 Keys are checked against `KeyCache`, an in-memory copy of the active keys loaded at start-up,
@@ -29,9 +34,18 @@ from enum import StrEnum
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.console.session import SESSION_COOKIE, signer_for
+from bastion.console.templating import (
+    forbidden_page,
+    is_console_path,
+    is_open_console_path,
+    sign_in_redirect,
+)
 from bastion.errors import BastionError, Forbidden, Unauthorized
 from bastion.server.problems import error_response
 from bastion.store.keys import KEYS_TOPIC, ActiveKey, token_key_id, verify_token
@@ -178,6 +192,10 @@ class KeyCache:
         keys = await asyncio.get_running_loop().run_in_executor(None, lambda: list(self._load()))
         self._keys = {k.id: k for k in keys if k.id not in self._revoked}
 
+    def get(self, key_id: str) -> ActiveKey | None:
+        """The active key with this id, or None (unknown or revoked)."""
+        return self._keys.get(key_id)
+
     def authenticate(self, token: str) -> ActiveKey | None:
         """The active key `token` belongs to, or None. Never touches the database."""
         key_id = token_key_id(token)
@@ -266,7 +284,14 @@ class AuthMiddleware:
 
         try:
             try:
-                if not self.insecure and scope["path"] not in OPEN_PATHS:
+                if self.insecure or scope["path"] in OPEN_PATHS:
+                    pass
+                elif is_console_path(self._path(scope)):
+                    principal, console_refusal = self._console(scope)
+                    if console_refusal is not None:
+                        await console_refusal(scope, receive, send_with_request_id)
+                        return
+                else:
                     principal = self._authenticate(scope)
                     if template is not None:
                         authorize(principal, ROUTE_RULES.get(template, ADMIN_ONLY), params)
@@ -299,15 +324,39 @@ class AuthMiddleware:
 
         Like Starlette's router, whatever the method: a wrong method is the app's 405.
         """
-        path: str = scope["path"]
-        root_path: str = scope.get("root_path", "")
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :]
+        path = self._path(scope)
         for template, pattern in self.routes:
             match = pattern.match(path)
             if match is not None:
                 return template, match.groupdict()
         return None, {}
+
+    @staticmethod
+    def _path(scope: Scope) -> str:
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]
+        return path
+
+    def _console(self, scope: Scope) -> tuple[Principal | None, Response | None]:
+        """The principal of a console request, from its session cookie (never a Bearer
+        token); or the refusal: the sign-in page without a valid session, a 403 page for a
+        role that may not review. The sign-in page and the stylesheet are open."""
+        request = Request(scope)
+        if is_open_console_path(self._path(scope)):
+            return None, None
+        cookie = request.cookies.get(SESSION_COOKIE)
+        session = None
+        if cookie and self.keys is not None:
+            session = signer_for(scope["app"]).verify(cookie, self.keys.get)
+        if session is None:
+            return None, sign_in_redirect(request)
+        principal = Principal(session.key_id, session.role, None)
+        if Action.REVIEW not in ROLE_ACTIONS.get(session.role, frozenset()):
+            return principal, forbidden_page(session)
+        scope["state"]["console_session"] = session
+        return principal, None
 
     def _authenticate(self, scope: Scope) -> Principal:
         token = _bearer_token(scope)
