@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +58,36 @@ deployments:
 def admin_token(settings: Settings, served_version: ModelVersion) -> str:
     """An admin key in the test's database (migrated by `served_version`)."""
     return create_key(settings.resolved_database_url, "admin")
+
+
+@pytest.fixture
+def fragile_version(settings: Settings) -> ModelVersion:
+    """`tests.serving.fragile_model:FragileModel` registered as fragile:1 (score always 0.25;
+    fails for rows with `explode` > 0, sleeps `delay` seconds)."""
+    database = Database(settings.resolved_database_url)
+    database.migrate()
+    registry = Registry(database, ArtifactStore(settings.artifacts_dir))
+    version = registry.register("fragile", "tests.serving.fragile_model:FragileModel")
+    database.dispose()
+    return version
+
+
+@pytest.fixture
+def fragile_token(settings: Settings, fragile_version: ModelVersion) -> str:
+    return create_key(settings.resolved_database_url, "admin")
+
+
+def fragile_spec(
+    policy: dict[str, Any] | None, *, timeout_ms: float = 200, **extra: Any
+) -> Spec:
+    """A spec serving fragile:1 as deployment `fragile` with the `policy` section (and any
+    `extra` deployment settings, e.g. ``explain``)."""
+    deployment: dict[str, Any] = {
+        "model": "fragile:1",
+        "model_timeout_ms": timeout_ms,
+        "batching": {"max_batch_size": 64, "max_wait_ms": 1},
+        **extra,
+    }
+    if policy is not None:
+        deployment["policy"] = policy
+    return Spec.model_validate({"deployments": {"fragile": deployment}})

@@ -1,4 +1,4 @@
-"""`/v1` JSON routes: decisions."""
+"""`/v1` JSON routes: decisions and their explanations."""
 
 from __future__ import annotations
 
@@ -57,24 +57,33 @@ async def decide(request: Request) -> Response:
             errors=[FieldError("features", "is required")],
         )
     batch = deployment.guard.check(raw, prefix=prefix)
-    decisions = await service.score(
-        deployment, batch, _subject_ids(payload, raw), api="decide", started=started
-    )
+    decisions = await service.decide(deployment, batch, _subject_ids(payload, raw), started=started)
     if single:
         return json_response(decisions[0].as_response())
     return json_response({"decisions": [d.as_response() for d in decisions]})
 
 
-async def get_decision(request: Request) -> Response:
-    service: ServingService = request.app.state.service
-    decision_id = request.path_params["decision_id"]
+def _decision_id(request: Request) -> str:
+    decision_id: str = request.path_params["decision_id"]
     try:
         uuid.UUID(decision_id)
     except ValueError:
         # Decision ids are UUIDs; anything else (a NUL byte, say, which PostgreSQL refuses
         # in a query) is not looked up at all.
         raise NotFound(f"no decision with id {decision_id!r}") from None
-    return json_response(await service.decision(decision_id))
+    return decision_id
+
+
+async def get_decision(request: Request) -> Response:
+    service: ServingService = request.app.state.service
+    return json_response(await service.decision(_decision_id(request)))
+
+
+async def get_explanation(request: Request) -> Response:
+    """The decision's feature contributions and reason codes: stored, or computed now with
+    the model version the decision used."""
+    service: ServingService = request.app.state.service
+    return json_response(await service.explanation(_decision_id(request)))
 
 
 async def metrics(request: Request) -> Response:
@@ -85,5 +94,6 @@ async def metrics(request: Request) -> Response:
 routes = [
     Route("/v1/deployments/{deployment}/decide", decide, methods=["POST"]),
     Route("/v1/decisions/{decision_id}", get_decision, methods=["GET"]),
+    Route("/v1/decisions/{decision_id}/explanation", get_explanation, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
 ]

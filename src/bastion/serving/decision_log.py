@@ -6,6 +6,11 @@ caller still waits only for its own record to be durable. When the database is u
 records are appended to a local spool file (fsynced) instead, the request is still
 acknowledged, and the spool is replayed into the database when it answers again. Replays
 ignore ids already stored, so a crash between commit and spool clean-up duplicates nothing.
+
+Review tasks created by a decision (policy outcome ``review``, or exploration) travel with
+it: they are inserted in the same transaction as the decision records, and spooled in the
+same file (one ``{"review_task": {...}}`` line each, after the decision lines; spool files
+written before review tasks existed hold decision lines only and replay unchanged).
 """
 
 from __future__ import annotations
@@ -28,11 +33,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bastion.errors import NotReady, StorageError
 from bastion.store import Database
-from bastion.store.tables import DecisionRow
+from bastion.store.tables import DecisionRow, ReviewTaskRow
 
 logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
+#: the column values of one review_tasks row (`bastion.review.new_task_values`)
+TaskRecord = dict[str, Any]
+#: the key that marks a review task line in a spool file
+_TASK_LINE = "review_task"
+_TASK_TIMES = ("created_at", "due_at", "lease_expires_at", "resolved_at")
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ class DecisionLog:
         self.max_pending = max_pending
         self.replay_interval = replay_interval
         self._on_spool = on_spool
-        self._pending: list[tuple[list[Record], asyncio.Future[None]]] = []
+        self._pending: list[tuple[list[Record], list[TaskRecord], asyncio.Future[None]]] = []
         self._pending_rows = 0
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -99,14 +109,15 @@ class DecisionLog:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._replay_spool)
         self._writer = asyncio.get_running_loop().create_task(self._run())
 
-    async def record(self, records: list[Record]) -> None:
-        """Return once `records` are committed to the database or fsynced to the spool."""
+    async def record(self, records: list[Record], tasks: list[TaskRecord] | None = None) -> None:
+        """Return once `records` (and the review `tasks` they created) are committed to the
+        database in one transaction, or fsynced to the spool."""
         if self._closing or self._writer is None:
             raise NotReady("the decision log is not accepting records (server shutting down)")
         if self._pending_rows + len(records) > self.max_pending:
             raise NotReady("the decision log is behind; retry shortly")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((records, future))
+        self._pending.append((records, tasks or [], future))
         self._pending_rows += len(records)
         self._wakeup.set()
         await future
@@ -125,6 +136,15 @@ class DecisionLog:
         with self.database.transaction() as session:
             row = session.get(DecisionRow, decision_id)
             return None if row is None else row_to_record(row)
+
+    def store_explanation(self, decision_id: str, explanation: dict[str, Any]) -> None:
+        """Keep an explanation computed after the decision, unless one is stored already.
+        Blocking: call from a worker thread."""
+        with self.database.transaction() as session:
+            row = session.get(DecisionRow, decision_id)
+            # reads back None for SQL NULL and JSON null alike
+            if row is not None and row.explanation is None:
+                row.explanation = explanation
 
     def recent(self, deployment: str, limit: int = 100) -> list[Record]:
         with self.database.transaction() as session:
@@ -150,31 +170,34 @@ class DecisionLog:
                     await loop.run_in_executor(self._executor, self._replay_spool)
                 continue
             batch, self._pending = self._pending, []
-            records = [record for records, _ in batch for record in records]
+            records = [record for records, _, _ in batch for record in records]
+            tasks = [task for _, tasks, _ in batch for task in tasks]
             try:
-                await loop.run_in_executor(self._executor, self._write, records)
+                await loop.run_in_executor(self._executor, self._write, records, tasks)
             except Exception as exc:
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_result(None)
             finally:
                 self._pending_rows -= len(records)
 
-    def _write(self, records: list[Record]) -> None:
+    def _write(self, records: list[Record], tasks: list[TaskRecord]) -> None:
         try:
             with self.database.transaction() as session:
                 session.execute(self._insert(), records)
+                if tasks:
+                    session.execute(self._insert_tasks(), tasks)
             self._committed += len(records)
             self._commits += 1
             if self._spool_waiting and time.monotonic() - self._last_replay > self.replay_interval:
                 self._replay_spool()
         except StorageError:
             logger.warning("database unreachable; spooling %d decision records", len(records))
-            self._spool(records)
+            self._spool(records, tasks)
 
     def _insert(self) -> Insert:
         # Core inserts on the table skip the ORM's per-object bookkeeping.
@@ -183,7 +206,14 @@ class DecisionLog:
             return sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"])
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=["id"])
 
-    def _spool(self, records: list[Record]) -> None:
+    def _insert_tasks(self) -> Insert:
+        # A replayed task may already be stored (by id, or by its decision): skip it.
+        table = cast(Table, ReviewTaskRow.__table__)
+        if self.database.is_sqlite:
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+
+    def _spool(self, records: list[Record], tasks: list[TaskRecord]) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         path = (
             self.spool_dir
@@ -193,6 +223,10 @@ class DecisionLog:
         with temporary.open("wb") as handle:
             for record in records:
                 handle.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+            for task in tasks:
+                handle.write(
+                    orjson.dumps({_TASK_LINE: task}, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+                )
             handle.flush()
             os.fsync(handle.fileno())
         temporary.rename(path)
@@ -211,15 +245,22 @@ class DecisionLog:
         files = self._spool_files()
         self._spool_waiting = bool(files)
         for path in files:
-            records = [
-                _decode_spooled(orjson.loads(line))
-                for line in path.read_bytes().splitlines()
-                if line.strip()
-            ]
+            records: list[Record] = []
+            tasks: list[TaskRecord] = []
+            for line in path.read_bytes().splitlines():
+                if not line.strip():
+                    continue
+                item = orjson.loads(line)
+                if _TASK_LINE in item:
+                    tasks.append(_decode_spooled_task(item[_TASK_LINE]))
+                else:
+                    records.append(_decode_spooled(item))
             try:
                 with self.database.transaction() as session:
                     if records:
                         session.execute(self._insert(), records)
+                    if tasks:
+                        session.execute(self._insert_tasks(), tasks)
             except StorageError:
                 logger.warning("database still unreachable; %s stays spooled", path.name)
                 return
@@ -230,8 +271,17 @@ class DecisionLog:
 
 def _decode_spooled(record: Record) -> Record:
     record["created_at"] = datetime.fromisoformat(record["created_at"])
-    record.setdefault("guard", None)  # spooled before decisions had a guard block
+    # spooled before decisions had these columns
+    for column in ("guard", "policy", "explanation"):
+        record.setdefault(column, None)
     return record
+
+
+def _decode_spooled_task(task: TaskRecord) -> TaskRecord:
+    for column in _TASK_TIMES:
+        if isinstance(task.get(column), str):
+            task[column] = datetime.fromisoformat(task[column])
+    return task
 
 
 def row_to_record(row: DecisionRow) -> Record:
@@ -246,4 +296,6 @@ def row_to_record(row: DecisionRow) -> Record:
         "outcome": row.outcome,
         "latency_ms": row.latency_ms,
         "guard": row.guard,
+        "policy": row.policy,
+        "explanation": row.explanation,
     }

@@ -42,12 +42,14 @@ class GuardedBatch:
     """A request's instances after the guard, index-aligned.
 
     `model_rows` is what the model scores, `stored_rows` what the decision log may keep
-    (redacted), `guards` the per-instance ``guard`` blocks.
+    (redacted), `guards` the per-instance ``guard`` blocks, `feature_rows` the validated
+    model columns as sent (what policy rules see; held in memory only).
     """
 
     model_rows: list[Instance]
     stored_rows: list[Instance]
     guards: list[dict[str, Any]]
+    feature_rows: list[Instance]
 
 
 def _field_tag(field: str) -> str:
@@ -152,7 +154,7 @@ class DeploymentGuard:
             guards.append(
                 {"findings": self._safe_findings(found), "ood": verdict, "pii": {"counts": counts}}
             )
-        return GuardedBatch(model_rows, stored_rows, guards)
+        return GuardedBatch(model_rows, stored_rows, guards, rows)
 
     def _redact(self, record: Instance) -> tuple[Instance, dict[str, int]]:
         """A redacted copy of `record` and the redactions per entity (or field tag)."""
