@@ -8,14 +8,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 from sqlalchemy import select, text
 
 from bastion.guard.pseudonym import Pseudonymizer
 from bastion.monitor.metrics import ServingMetrics
-from bastion.review import ReviewQueue
+from bastion.review import ReviewQueue, new_task_values
 from bastion.serving.decision_log import DecisionLog, Record
 from bastion.serving.retention import RetentionJob
-from bastion.serving.subjects import SubjectService
+from bastion.serving.subjects import SPOOLED_TASK, SubjectService
 from bastion.store import Database
 from bastion.store.audit import AuditLog
 from bastion.store.tables import DecisionRow, FeedbackRow, ReviewTaskRow
@@ -206,3 +207,44 @@ def test_purge_expired_removes_the_review_tasks_of_purged_decisions(
         assert list(session.scalars(select(ReviewTaskRow.id))) == [recent.task_id]
         # labels stay as training data; they hold no inputs of their own
         assert list(session.scalars(select(FeedbackRow.decision_id))) == [old.decision_id]
+
+
+def _spool_task_lines(spool: Path, records: list[Record]) -> None:
+    """Review-task lines as the decision log spools them next to their decisions
+    (``{"review_task": {...}}``, one per line), written while the database is away."""
+    tasks = [
+        new_task_values(
+            decision_id=record["id"],
+            deployment="credit",
+            subject_key=record["subject_key"],
+            created_at=NOW,
+            priority=0.5,
+            reason="band",
+            sampling_probability=1.0,
+            model_outcome="review",
+            sla_minutes=60,
+        )
+        for record in records
+    ]
+    lines = [orjson.dumps({SPOOLED_TASK: task}) for task in tasks]
+    (spool / "decisions-review-tasks.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+
+
+def test_export_and_erase_cover_spooled_review_tasks(database: Database, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    alice = Pseudonymizer(NEW_KEY).pseudonymize("alice@example.com")
+    bob = Pseudonymizer(NEW_KEY).pseudonymize("bob@example.com")
+    records = [_record(alice), _record(bob)]
+    _write(Database(UNREACHABLE), spool, records)
+    _spool_task_lines(spool, records)
+    service = _service(database, spool)
+
+    exported = service.export("alice@example.com")
+    report = service.erase("alice@example.com", actor="dpo")
+
+    assert [t["decision_id"] for t in exported["spooled_review_tasks"]] == [records[0]["id"]]
+    assert [d["id"] for d in exported["spooled_decisions"]] == [records[0]["id"]]
+    assert (report.spooled, report.review_tasks) == (1, 1)
+    assert service.export("alice@example.com")["spooled_review_tasks"] == []
+    kept = service.export("bob@example.com")
+    assert len(kept["spooled_review_tasks"]) == len(kept["spooled_decisions"]) == 1

@@ -30,6 +30,8 @@ from bastion.store.audit import AuditLog
 from bastion.store.tables import DecisionRow, ReviewTaskRow
 
 Clock = Callable[[], datetime]
+#: the key of a review-task line in a decision spool file (see `serving.decision_log`)
+SPOOLED_TASK = "review_task"
 
 
 @dataclass(frozen=True)
@@ -73,15 +75,14 @@ class SubjectService:
             decisions = [row_to_record(row) for row in rows]
             tasks = [task_record(row) for row in tasks_for_subjects(session, keys)]
             feedback = [f.to_dict() for f in feedback_for_subjects(session, keys)]
-        spooled = [
-            record for record in self._spooled_records() if record.get("subject_key") in keys
-        ]
+        spooled = [record for record in self._spooled_records() if _subject_of(record) in keys]
         return {
             "subject_key": keys[0],
             "decisions": decisions,
             "review_tasks": tasks,
             "feedback": feedback,
-            "spooled_decisions": spooled,
+            "spooled_decisions": [r for r in spooled if SPOOLED_TASK not in r],
+            "spooled_review_tasks": [r[SPOOLED_TASK] for r in spooled if SPOOLED_TASK in r],
         }
 
     def erase(self, subject_id: str, *, actor: str) -> ErasureReport:
@@ -91,10 +92,10 @@ class SubjectService:
         after the database delete.
         """
         keys = self.pseudonymizer.pseudonymize_all(subject_id)
-        spooled = self._erase_from_spool(set(keys))
+        spooled, spooled_tasks = self._erase_from_spool(set(keys))
         now = self.clock()
         with self.database.transaction() as session:
-            tasks = delete_tasks_for_subjects(session, keys)
+            tasks = delete_tasks_for_subjects(session, keys) + spooled_tasks
             feedback = delete_feedback_for_subjects(session, keys)
             result = session.execute(delete(DecisionRow).where(DecisionRow.subject_key.in_(keys)))
             deleted = int(getattr(result, "rowcount", 0) or 0)
@@ -153,14 +154,22 @@ class SubjectService:
             records.extend(orjson.loads(line) for line in path.read_bytes().splitlines() if line)
         return records
 
-    def _erase_from_spool(self, keys: set[str]) -> int:
-        removed = 0
+    def _erase_from_spool(self, keys: set[str]) -> tuple[int, int]:
+        """Drop the subject's spooled lines; returns (decisions, review tasks) removed."""
+        removed = removed_tasks = 0
         for path in self._spool_files():
             lines = [line for line in path.read_bytes().splitlines() if line]
-            kept = [line for line in lines if orjson.loads(line).get("subject_key") not in keys]
+            kept = []
+            for line in lines:
+                item = orjson.loads(line)
+                if _subject_of(item) not in keys:
+                    kept.append(line)
+                elif SPOOLED_TASK in item:
+                    removed_tasks += 1
+                else:
+                    removed += 1
             if len(kept) == len(lines):
                 continue
-            removed += len(lines) - len(kept)
             temporary = path.with_suffix(".erasing")
             with temporary.open("wb") as handle:
                 handle.writelines(line + b"\n" for line in kept)
@@ -171,4 +180,11 @@ class SubjectService:
             else:
                 temporary.unlink()
                 path.unlink()
-        return removed
+        return removed, removed_tasks
+
+
+def _subject_of(item: dict[str, Any]) -> str | None:
+    """The subject key of a spooled line: a decision record, or a ``review_task`` line."""
+    task = item.get(SPOOLED_TASK)
+    subject: str | None = (task if isinstance(task, dict) else item).get("subject_key")
+    return subject
