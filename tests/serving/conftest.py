@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from bastion.demo.data import FEATURES, generate_applications
 from bastion.demo.train import TrainedModel, train_model
 from bastion.registry import ArtifactStore, ModelVersion, Registry
+from bastion.server.app import app_for
 from bastion.settings import Settings
 from bastion.spec import Spec, parse_spec
 from bastion.store import Database
-from tests.credentials import create_key
+from tests.credentials import bearer, create_key
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +64,20 @@ def admin_token(settings: Settings, served_version: ModelVersion) -> str:
     return create_key(settings.resolved_database_url, "admin")
 
 
+#: the fragile deployment's decide path
+DECIDE = "/v1/deployments/fragile/decide"
+#: FragileModel's score 0.25 falls in the approve band of these, in the review band of those
+APPROVE_BANDS = {"approve_below": 0.3, "decline_at_or_above": 0.6}
+REVIEW_BANDS = {"approve_below": 0.2, "decline_at_or_above": 0.4}
+
+
+@contextmanager
+def serving(spec: Spec, settings: Settings, token: str) -> Iterator[TestClient]:
+    """A test client of the real app serving `spec`, presenting `token`."""
+    with TestClient(app_for(spec, settings), headers=bearer(token)) as client:
+        yield client
+
+
 @pytest.fixture
 def fragile_version(settings: Settings) -> ModelVersion:
     """`tests.serving.fragile_model:FragileModel` registered as fragile:1 (score always 0.25;
@@ -77,9 +95,7 @@ def fragile_token(settings: Settings, fragile_version: ModelVersion) -> str:
     return create_key(settings.resolved_database_url, "admin")
 
 
-def fragile_spec(
-    policy: dict[str, Any] | None, *, timeout_ms: float = 200, **extra: Any
-) -> Spec:
+def fragile_spec(policy: dict[str, Any] | None, *, timeout_ms: float = 200, **extra: Any) -> Spec:
     """A spec serving fragile:1 as deployment `fragile` with the `policy` section (and any
     `extra` deployment settings, e.g. ``explain``)."""
     deployment: dict[str, Any] = {

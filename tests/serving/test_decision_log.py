@@ -8,11 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from sqlalchemy import select
 
 from bastion.errors import NotReady
+from bastion.review import new_task_values
 from bastion.serving.decision_log import DecisionLog, Record
 from bastion.store import Database
+from bastion.store.tables import ReviewTaskRow
 
 UNREACHABLE = "postgresql+psycopg://root@127.0.0.1:1/test?connect_timeout=1"
 
@@ -109,3 +113,64 @@ def test_record_after_close_is_refused(database: Database, tmp_path: Path) -> No
 
     with pytest.raises(NotReady):
         asyncio.run(scenario())
+
+
+def _task(record: Record) -> dict[str, Any]:
+    return new_task_values(
+        decision_id=record["id"],
+        deployment=record["deployment"],
+        subject_key=None,
+        created_at=record["created_at"],
+        priority=0.5,
+        reason="band",
+        sampling_probability=1.0,
+        model_outcome="approve",
+        sla_minutes=30,
+    )
+
+
+def _stored_tasks(database: Database) -> dict[str, str]:
+    with database.transaction() as session:
+        return {row.decision_id: row.id for row in session.scalars(select(ReviewTaskRow))}
+
+
+async def _record_with_tasks(log: DecisionLog, records: list[Record], tasks: list[Any]) -> None:
+    await log.start()
+    try:
+        await log.record(records, tasks)
+    finally:
+        await log.close()
+
+
+def test_review_tasks_are_committed_with_their_decisions(
+    database: Database, tmp_path: Path
+) -> None:
+    records = [_record(), _record()]
+    task = _task(records[0])
+
+    asyncio.run(_record_with_tasks(DecisionLog(database, tmp_path / "spool"), records, [task]))
+
+    assert _stored_tasks(database) == {records[0]["id"]: task["id"]}
+
+
+def test_review_tasks_are_spooled_and_replayed_with_their_decisions(
+    database: Database, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    record = _record()
+    task = _task(record)
+    asyncio.run(_record_with_tasks(DecisionLog(Database(UNREACHABLE), spool), [record], [task]))
+    # a spool file from before review tasks existed: decision lines only, no policy columns
+    old = _record()
+    (spool / "decisions-1-1-old.jsonl").write_bytes(orjson.dumps(old) + b"\n")
+
+    online = DecisionLog(database, spool)
+    asyncio.run(_record_all(online, []))
+
+    assert _stored_tasks(database) == {record["id"]: task["id"]}
+    with database.transaction() as session:
+        stored = session.get(ReviewTaskRow, task["id"])
+        assert stored is not None
+        assert stored.due_at == task["due_at"]
+    assert online.get(old["id"]) is not None
+    assert not list(spool.glob("decisions-*.jsonl"))

@@ -7,8 +7,6 @@ is always 0.25, so every band and rule outcome is known in advance.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +20,8 @@ from bastion.server.app import app_for
 from bastion.settings import Settings
 from bastion.spec import Spec, parse_spec
 from bastion.store import Database
-from tests.credentials import bearer
-from tests.serving.conftest import fragile_spec
+from tests.serving.conftest import APPROVE_BANDS, DECIDE, fragile_spec, serving
 from tests.support import request_rows
-
-DECIDE = "/v1/deployments/fragile/decide"
-#: FragileModel's score: 0.25 falls in approve below 0.3, review in [0.2, 0.3)
-APPROVE_BANDS = {"approve_below": 0.3, "decline_at_or_above": 0.6}
-REVIEW_BANDS = {"approve_below": 0.2, "decline_at_or_above": 0.3}
-
-
-@contextmanager
-def serving(spec: Spec, settings: Settings, token: str) -> Iterator[TestClient]:
-    with TestClient(app_for(spec, settings), headers=bearer(token)) as client:
-        yield client
 
 
 def decide(client: TestClient, path: str = DECIDE, **features: Any) -> dict[str, Any]:
