@@ -1,0 +1,119 @@
+"""`TreeShapExplainer`: exact path-dependent TreeSHAP for LightGBM, XGBoost and scikit-learn trees.
+
+At start-up the ensemble is parsed into per-leaf tables (`trees.tables`) and checked: the
+compiled walk must reproduce the framework's own raw output on probe rows that straddle
+every split threshold, hit missing values and unseen categories. If the tables would be too
+large or the check fails, the explainer uses the framework's own exact contributions instead
+and says so in `method` (``tree_shap_native``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from bastion.errors import InvalidInput
+from bastion.explain.base import Explainer
+from bastion.explain.explanation import Explanation, make_explanation
+from bastion.explain.trees.kernel import explain_matrix
+from bastion.explain.trees.model import Floats, collect
+from bastion.explain.trees.source import TreeSource, probe_matrix
+from bastion.explain.trees.tables import LeafTables, TablesTooLarge, build_tables
+
+logger = logging.getLogger(__name__)
+
+#: largest |our raw output - the framework's| accepted on the probe rows
+_ROUTING_TOLERANCE = 1e-9
+#: LightGBM's kZeroThreshold, a float32 constant
+_TINY = float(np.float32(1e-35))
+
+
+class TreeShapExplainer(Explainer):
+    """Explains a tree ensemble from a `TreeSource`; see the module docstring."""
+
+    def __init__(self, source: TreeSource) -> None:
+        self._source = source
+        self.fields = list(source.fields)
+        self._n_features = len(source.fields)
+        self._n_outputs = len(source.targets)
+        self._splits, self._edges, leaves, self._expected = collect(source.trees)
+        self._expected = np.resize(self._expected, self._n_outputs)
+        self._tables: LeafTables | None = None
+        self._offset = np.zeros(self._n_outputs)
+        self.reason: str | None = None
+        try:
+            tables = build_tables(leaves, self._n_features)
+        except TablesTooLarge as exc:
+            self._fallback(str(exc))
+            return
+        probe = probe_matrix(self._splits, self._n_features)
+        _, raw = self._kernel(probe, tables)
+        native = source.native_raw(probe)
+        # a constant per output (XGBoost's base score; LightGBM's is inside the leaves)
+        offset = np.median(native - raw, axis=0)
+        error = float(np.max(np.abs(native - raw - offset), initial=0.0))
+        if error > _ROUTING_TOLERANCE * max(1.0, float(np.max(np.abs(native), initial=0.0))):
+            self._fallback(f"the parsed trees differ from the model by {error:.3g} on probe rows")
+            return
+        self._tables = tables
+        self._offset = offset
+        self.method = "tree_shap"
+
+    def _kernel(self, matrix: Floats, tables: LeafTables) -> tuple[Floats, Floats]:
+        if self._source.tiny_is_zero:
+            matrix = np.where(np.abs(matrix) <= _TINY, 0.0, matrix)
+        return explain_matrix(
+            matrix, self._splits, self._edges, tables, self._n_outputs, self._n_features
+        )
+
+    def _fallback(self, reason: str) -> None:
+        if self._source.native_contributions is None:
+            raise TablesTooLarge(reason)
+        logger.warning("tree explanations use the framework's own TreeSHAP: %s", reason)
+        self.reason = reason
+        self.method = "tree_shap_native"
+
+    def explain(self, rows: Sequence[Mapping[str, Any]]) -> list[Explanation]:
+        if not rows:
+            return []
+        matrix = self._encode(rows)
+        if self._tables is not None:
+            phi, raw = self._kernel(matrix, self._tables)
+            base = np.broadcast_to(self._expected + self._offset, raw.shape)
+            raw = raw + self._offset
+        else:
+            native = self._native(matrix)
+            phi, base = native[:, :, :-1], native[:, :, -1]
+            raw = base + phi.sum(axis=2)
+        return [self._one(phi[i], base[i], raw[i]) for i in range(len(rows))]
+
+    def _encode(self, rows: Sequence[Mapping[str, Any]]) -> Floats:
+        try:
+            return self._source.encode(rows)
+        except KeyError as exc:
+            raise InvalidInput(f"a row lacks the model input {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"a row holds a value the model cannot read: {exc}") from exc
+
+    def _native(self, matrix: Floats) -> Floats:
+        contributions = self._source.native_contributions
+        if contributions is None:  # _fallback refuses to build without them
+            raise RuntimeError("no native contributions")
+        return contributions(matrix)
+
+    def _one(self, phi: Floats, base: Floats, raw: Floats) -> Explanation:
+        k = int(np.argmax(raw)) if self._n_outputs > 1 else 0
+        contributions: dict[str, float] = {}
+        for field, value in zip(self.fields, phi[k].tolist(), strict=True):
+            contributions[field] = contributions.get(field, 0.0) + value
+        return make_explanation(
+            self.method,
+            float(base[k]),
+            contributions,
+            self._source.output,
+            float(raw[k]),
+            target=self._source.targets[k],
+        )
