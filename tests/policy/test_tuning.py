@@ -147,8 +147,8 @@ def test_cost_table_lists_alternatives_and_neighbours() -> None:
 
     labels_seen = [a.label for a in result.alternatives]
     assert labels_seen[:4] == ["chosen", "current spec", "no review band", "unlimited review"]
-    assert "best at 80 reviews/day" in labels_seen
-    assert {"t_low one step down", "t_high one step up"} <= set(labels_seen)
+    assert "best at 80/day" in labels_seen
+    assert {"t_low -1 step", "t_high +1 step"} <= set(labels_seen)
     within = [a.point.cost_per_case for a in result.alternatives if a.within_capacity]
     assert min(within) == pytest.approx(result.chosen.cost_per_case)
     current = result.alternatives[1].point

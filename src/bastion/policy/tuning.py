@@ -334,14 +334,14 @@ def tune(
     if review_capacity is not None:
         rows.append(("unlimited review", search.point(*search.best(None))))
         for level in CAPACITY_LEVELS:
-            label = f"best at {review_capacity * level:g} reviews/day"
+            label = f"best at {review_capacity * level:g}/day"
             rows.append((label, search.point(*search.best(review_capacity * level))))
     k = search.thresholds.size
     for label, (ni, nj) in (
-        ("t_low one step down", (i - 1, j)),
-        ("t_low one step up", (i + 1, j)),
-        ("t_high one step down", (i, j - 1)),
-        ("t_high one step up", (i, j + 1)),
+        ("t_low -1 step", (i - 1, j)),
+        ("t_low +1 step", (i + 1, j)),
+        ("t_high -1 step", (i, j - 1)),
+        ("t_high +1 step", (i, j + 1)),
     ):
         if 0 <= ni <= nj < k:
             rows.append((label, search.point(ni, nj)))
