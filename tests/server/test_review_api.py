@@ -12,7 +12,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from bastion.registry import ArtifactStore, Registry
-from bastion.review import ReviewQueue
 from bastion.server.app import app_for
 from bastion.settings import Settings
 from bastion.spec import parse_spec
@@ -26,7 +25,8 @@ deployments:
   credit:
     model: credit:1
     policy:
-      bands: {approve_below: 0.2, decline_at_or_above: 0.6}
+      # every score but exactly 1.0 lands in the review band: each decision becomes a task
+      bands: {approve_below: 0.0, decline_at_or_above: 1.0}
       review:
         lease_minutes: 10
         verdicts: {approve: 0, decline: 1}
@@ -42,6 +42,7 @@ class ReviewApi:
     bob: dict[str, str]
     ann_id: str
     predict: dict[str, str]
+    admin: dict[str, str]
 
     def case(self, **kwargs: Any) -> Case:
         kwargs.setdefault("created_at", datetime.now(UTC))
@@ -60,15 +61,17 @@ def api(tmp_path: Path, database_url: str, artifacts: dict[str, Path]) -> Iterat
     ann = create_key(database_url, "review")
     bob = create_key(database_url, "review")
     predict = create_key(database_url, "predict")
-    spec = parse_spec(SPEC)
-    app = app_for(spec, settings)
-    service = app.state.service
-    if not hasattr(service, "review"):
-        service.review = ReviewQueue(database, spec, service.metrics)
+    admin = create_key(database_url, "admin")
     try:
-        with TestClient(app) as client:
+        with TestClient(app_for(parse_spec(SPEC), settings)) as client:
             yield ReviewApi(
-                client, database, bearer(ann), bearer(bob), ann.split("_")[1], bearer(predict)
+                client,
+                database,
+                bearer(ann),
+                bearer(bob),
+                ann.split("_")[1],
+                bearer(predict),
+                bearer(admin),
             )
     finally:
         database.dispose()
@@ -111,6 +114,38 @@ def test_a_reviewer_lists_claims_and_resolves_a_task(api: ReviewApi) -> None:
     stats = api.client.get("/v1/review/stats", headers=api.ann).json()
     assert (stats["depth"], stats["by_status"]["resolved"]) == (1, 1)
     assert stats["deployments"]["credit"]["depth"] == 1
+
+
+def test_a_decision_in_the_review_band_is_reviewed_into_feedback(api: ReviewApi) -> None:
+    features = make_frame(1, seed=5)[0].astype({"region": str}).to_dict(orient="records")[0]
+    decided = api.client.post(
+        "/v1/deployments/credit/decide",
+        headers=api.predict,
+        json={"features": features, "subject_id": "jane@example.com"},
+    )
+    assert decided.status_code == 200, decided.text
+    decision_id = decided.json()["decision_id"]
+
+    claimed = api.client.post(
+        "/v1/review/tasks/claim", headers=api.ann, json={"deployment": "credit"}
+    ).json()
+    # the band the policy would have chosen without a reviewer; the reviewer overturns it
+    overturning = "approve" if claimed["model_outcome"] == "decline" else "decline"
+    resolved = api.client.post(
+        f"/v1/review/tasks/{claimed['task_id']}/resolve",
+        headers=api.ann,
+        json={"verdict": overturning},
+    ).json()
+
+    assert claimed["decision"]["decision_id"] == decision_id
+    assert claimed["decision"]["prediction"] == decided.json()["prediction"]
+    assert claimed["decision"]["policy"]["band"] == "review"
+    assert claimed["reason"] == "band"
+    assert claimed["model_outcome"] in ("approve", "decline")
+    label = {"approve": 0, "decline": 1}[overturning]
+    assert [(f["decision_id"], f["label"]) for f in resolved["feedback"]] == [(decision_id, label)]
+    metrics = api.client.get("/metrics", headers=api.admin).text
+    assert 'bastion_review_resolved_total{deployment="credit",overturned="true"} 1.0' in metrics
 
 
 def test_claiming_from_an_empty_queue_is_404(api: ReviewApi) -> None:
@@ -185,44 +220,50 @@ def test_overdue_tasks_are_listed_with_the_flag(api: ReviewApi) -> None:
     assert (stats["depth"], stats["overdue"]) == (2, 1)
 
 
-@pytest.mark.parametrize(
-    ("path", "body", "field"),
-    [
-        ("resolve", {"verdict": "approve", "score": 1}, "score"),
-        ("resolve", {"verdict": 1}, "verdict"),
-        ("resolve", {"notes": "no verdict"}, "verdict"),
-        ("escalate", {"notes": ["a", "list"]}, "notes"),
-        ("claim", {"reviewer": "someone-else"}, "reviewer"),
-    ],
-)
-def test_bodies_are_checked_at_the_boundary(
-    api: ReviewApi, path: str, body: dict[str, Any], field: str
-) -> None:
+#: (route, body, the field the 422 names): bodies are checked before any queue work
+BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
+    ("resolve", {"verdict": "approve", "score": 1}, "score"),
+    ("resolve", {"verdict": 1}, "verdict"),
+    ("resolve", {"notes": "no verdict"}, "verdict"),
+    ("escalate", {"notes": ["a", "list"]}, "notes"),
+    ("claim", {"reviewer": "someone-else"}, "reviewer"),
+]
+#: (query string, the field the 422 names, if it names one)
+BAD_QUERIES: list[tuple[str, str | None]] = [
+    ("status=pending", None),
+    ("overdue=maybe", "overdue"),
+    ("limit=many", "limit"),
+    ("limit=0", None),
+    ("sort=age", "sort"),
+]
+
+
+def _fields(response: Any) -> list[str]:
+    """The fields a 422 problem names."""
+    return [e["field"] for e in _problem(response, 422).get("errors", [])]
+
+
+def test_bodies_are_checked_at_the_boundary(api: ReviewApi) -> None:
     case = api.case()
-    api.client.post(f"/v1/review/tasks/{case.task_id}/claim", headers=api.ann)
+    url = f"/v1/review/tasks/{case.task_id}"
+    api.client.post(f"{url}/claim", headers=api.ann)
 
-    problem = _problem(
-        api.client.post(f"/v1/review/tasks/{case.task_id}/{path}", headers=api.ann, json=body),
-        422,
-    )
+    named = [
+        _fields(api.client.post(f"{url}/{path}", headers=api.ann, json=body))
+        for path, body, _ in BAD_BODIES
+    ]
 
-    assert [e["field"] for e in problem["errors"]] == [field]
+    assert named == [[field] for _, _, field in BAD_BODIES]
+    assert api.client.get(url, headers=api.ann).json()["status"] == "claimed"
 
 
-@pytest.mark.parametrize(
-    ("query", "field"),
-    [
-        ("status=pending", None),
-        ("overdue=maybe", "overdue"),
-        ("limit=many", "limit"),
-        ("limit=0", None),
-        ("sort=age", "sort"),
-    ],
-)
-def test_list_queries_are_checked(api: ReviewApi, query: str, field: str | None) -> None:
-    problem = _problem(api.client.get(f"/v1/review/tasks?{query}", headers=api.ann), 422)
+def test_list_queries_are_checked(api: ReviewApi) -> None:
+    named = [
+        _fields(api.client.get(f"/v1/review/tasks?{query}", headers=api.ann))
+        for query, _ in BAD_QUERIES
+    ]
 
-    assert [e["field"] for e in problem.get("errors", [])] == ([field] if field else [])
+    assert named == [[field] if field else [] for _, field in BAD_QUERIES]
 
 
 def test_malformed_json_and_unknown_tasks(api: ReviewApi) -> None:
