@@ -8,7 +8,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
 from sqlalchemy import select, text
 
 from bastion.guard.pseudonym import Pseudonymizer
@@ -209,9 +208,9 @@ def test_purge_expired_removes_the_review_tasks_of_purged_decisions(
         assert list(session.scalars(select(FeedbackRow.decision_id))) == [old.decision_id]
 
 
-def _spool_task_lines(spool: Path, records: list[Record]) -> None:
-    """Review-task lines as the decision log spools them next to their decisions
-    (``{"review_task": {...}}``, one per line), written while the database is away."""
+def _spool_with_tasks(spool: Path, records: list[Record]) -> None:
+    """Decisions routed to review, spooled by the decision log with their review tasks
+    while the database is unreachable."""
     tasks = [
         new_task_values(
             decision_id=record["id"],
@@ -221,13 +220,22 @@ def _spool_task_lines(spool: Path, records: list[Record]) -> None:
             priority=0.5,
             reason="band",
             sampling_probability=1.0,
-            model_outcome="review",
+            model_outcome="decline",
             sla_minutes=60,
         )
         for record in records
     ]
-    lines = [orjson.dumps({SPOOLED_TASK: task}) for task in tasks]
-    (spool / "decisions-review-tasks.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+
+    async def scenario() -> None:
+        log = DecisionLog(Database(UNREACHABLE), spool)
+        await log.start()
+        try:
+            await log.record(records, tasks)
+        finally:
+            await log.close()
+
+    asyncio.run(scenario())
+    assert any(SPOOLED_TASK.encode() in p.read_bytes() for p in spool.glob("*.jsonl"))
 
 
 def test_export_and_erase_cover_spooled_review_tasks(database: Database, tmp_path: Path) -> None:
@@ -235,8 +243,7 @@ def test_export_and_erase_cover_spooled_review_tasks(database: Database, tmp_pat
     alice = Pseudonymizer(NEW_KEY).pseudonymize("alice@example.com")
     bob = Pseudonymizer(NEW_KEY).pseudonymize("bob@example.com")
     records = [_record(alice), _record(bob)]
-    _write(Database(UNREACHABLE), spool, records)
-    _spool_task_lines(spool, records)
+    _spool_with_tasks(spool, records)
     service = _service(database, spool)
 
     exported = service.export("alice@example.com")
