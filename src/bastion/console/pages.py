@@ -25,7 +25,7 @@ from bastion.console.session import (
     new_presession,
     signer_for,
 )
-from bastion.console.templating import BASE, is_https, redirect, render
+from bastion.console.templating import BASE, is_https, redirect, render, short_id
 from bastion.errors import BastionError, NotFound
 from bastion.review import ReviewQueue, TaskView
 
@@ -128,6 +128,7 @@ async def queue_page(request: Request) -> Response:
         deployments=sorted(spec.deployments),
         deployment=deployment,
         limit=QUEUE_LIMIT,
+        now=page.queue.clock(),
     )
 
 
@@ -172,12 +173,12 @@ async def _task_page(
         )
     decision = view.decision or {}
     explanation = await _explanation(page.request, view)
-    lease = view.task.lease_expires_at
+    lease, now = view.task.lease_expires_at, page.queue.clock()
     return page.render(
         "task.html",
         status=status,
         error=error,
-        title=f"Task {view.task_id[:8]}",
+        title=f"Task {short_id(view.task_id)}",
         view=view,
         task=view.task,
         decision=decision,
@@ -188,7 +189,8 @@ async def _task_page(
         reasons=(explanation or {}).get("reasons") or [],
         chart=contribution_chart(explanation, decision.get("inputs")),
         mine=view.task.claimed_by == page.reviewer,
-        lease_seconds=None if lease is None else (lease - page.queue.clock()).total_seconds(),
+        lease_seconds=None if lease is None else (lease - now).total_seconds(),
+        due_seconds=(view.task.due_at - now).total_seconds(),
     )
 
 

@@ -54,6 +54,12 @@ def humanize_seconds(seconds: float) -> str:
     return f"{days}d {rest // 3600}h"
 
 
+def short_id(task_id: str) -> str:
+    """The last 8 hex digits of a UUIDv7: its leading digits are the creation time, shared
+    by every task made in the same millisecond, while its tail is random."""
+    return task_id.replace("-", "")[-8:]
+
+
 def _when(value: datetime | None) -> str:
     if value is None:
         return "—"
@@ -78,6 +84,7 @@ environment = Environment(
 environment.filters["duration"] = humanize_seconds
 environment.filters["when"] = _when
 environment.filters["number"] = _number
+environment.filters["short_id"] = short_id
 environment.globals["BASE"] = BASE
 environment.globals["STATIC"] = STATIC
 
