@@ -114,23 +114,32 @@ def test_tune_prints_the_cost_table_and_the_chosen_point(
     assert "calibration: ECE" in out
 
 
-def test_calibrate_stores_the_map_with_the_version_and_tunes_on_it(
-    registry: Registry, database: Database
+def test_calibrate_without_apply_stores_nothing(registry: Registry) -> None:
+    payload = tune_json("--labels", "holdout.csv", "--label-column", LABEL, "--calibrate", "platt")
+
+    assert payload["calibration"]["method"] == "platt"
+    assert registry.get("credit-risk:1").calibration is None
+
+
+def test_calibrate_with_apply_stores_the_map_with_the_bands(
+    registry: Registry, database: Database, tmp_path: Path
 ) -> None:
     payload = tune_json(
-        "--labels", "holdout.csv", "--label-column", LABEL, "--calibrate", "isotonic"
+        "--labels", "holdout.csv", "--label-column", LABEL, "--calibrate", "isotonic", "--apply"
     )
 
     stored = registry.get("credit-risk:1").calibration
     assert stored is not None
     assert stored["method"] == "isotonic"
     assert payload["calibration"]["ece_after"] == stored["info"]["ece_after"]
-    assert payload["calibration"]["ece_before"] == pytest.approx(payload["ece"], abs=0.1)
     with database.transaction() as session:
-        (event,) = AuditLog.list(session, action="model.calibration_set")
-    assert event.target == "credit-risk:1"
-    # the chosen thresholds are calibrated scores: values the isotonic map can produce
-    assert payload["chosen"]["t_high"] in {*stored["y"], 0.0, 1.0}
+        actions = [e.action for e in AuditLog.list(session, target=None)]
+    assert actions[:2] == ["policy.thresholds.applied", "model.calibration_set"]
+    # the bands are in calibrated units: values the isotonic map produces
+    policy = load_spec(tmp_path / "bastion.yaml").deployments["credit"].policy
+    assert policy is not None
+    assert policy.bands is not None
+    assert policy.bands.decline_at_or_above in {*stored["y"], 0.0, 1.0}
 
 
 def test_a_stored_calibration_is_applied_before_tuning(

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from bastion.cli.common import console, open_registry, read_frame
 from bastion.errors import InvalidInput, NotFound
-from bastion.policy.apply import AppliedThresholds, apply_thresholds
+from bastion.policy.apply import AppliedThresholds, apply_thresholds, edited_spec_text
 from bastion.policy.bands import ScoreBands
 from bastion.policy.calibration import (
     Calibration,
@@ -152,10 +152,15 @@ def _print(
         f"({positives / len(run.labels):.1%}); scores from {run.source}"
     )
     if run.report is not None:
+        where = run.version.ref if run.version else "the model version"
+        stored = (
+            f"stored with {where} together with the bands"
+            if applied is not None
+            else f"not stored: --apply stores it with {where} together with the bands"
+        )
         console.print(
             f"calibrated ({run.report.calibration.method}): ECE {run.report.ece_before:.4f} → "
-            f"{run.report.ece_after:.4f} ({run.report.folds}-fold cross-validated); stored with "
-            f"{run.version.ref if run.version else '?'}, applied at serving"
+            f"{run.report.ece_after:.4f} ({run.report.folds}-fold cross-validated); {stored}"
         )
     else:
         stored = f" (after the {run.stored_calibration} calibration stored with the version)"
@@ -200,7 +205,9 @@ def policy_tune(
     calibrate_method: Annotated[
         CalibrateMethod,
         typer.Option(
-            "--calibrate", help="Fit and store a calibration, then tune on calibrated scores."
+            "--calibrate",
+            help="Fit a calibration and tune on calibrated scores; with --apply, store it "
+            "with the model version.",
         ),
     ] = CalibrateMethod.none,
     plot_dir: Annotated[
@@ -229,22 +236,7 @@ def policy_tune(
             daily_volume=daily_volume,
             current=(bands.approve_below, bands.decline_at_or_above) if bands else None,
         )
-        if run.report is not None and run.version is not None:
-            registry.set_calibration(
-                run.version.ref, run.report.calibration.to_dict(), actor=getpass.getuser()
-            )
-        applied = None
-        if apply:
-            applied = apply_thresholds(
-                spec,
-                deployment,
-                ScoreBands(
-                    approve_below=result.chosen.t_low, decline_at_or_above=result.chosen.t_high
-                ),
-                database=registry.database,
-                actor=getpass.getuser(),
-                details=_audit_details(run, result),
-            )
+        applied = _apply(registry, spec, deployment, run, result) if apply else None
     plots = None
     if plot_dir is not None:
         plots = write_report(result, plot_dir, deployment=deployment, calibration=run.report)
@@ -254,6 +246,29 @@ def policy_tune(
         )
     else:
         _print(run, ece, result, plots, applied)
+
+
+def _apply(
+    registry: Registry, spec: Path, deployment: str, run: Labelled, result: TuningResult
+) -> AppliedThresholds:
+    """Store the fitted calibration (if any) and write the bands, as one reviewed change.
+
+    Bands tuned on calibrated scores are only right with that calibration served, and the
+    other way round, so both change together; the spec edit is checked before either.
+    """
+    bands = ScoreBands(approve_below=result.chosen.t_low, decline_at_or_above=result.chosen.t_high)
+    edited_spec_text(spec.read_text(encoding="utf-8"), deployment, bands, source=str(spec))
+    actor = getpass.getuser()
+    if run.report is not None and run.version is not None:
+        registry.set_calibration(run.version.ref, run.report.calibration.to_dict(), actor=actor)
+    return apply_thresholds(
+        spec,
+        deployment,
+        bands,
+        database=registry.database,
+        actor=actor,
+        details=_audit_details(run, result),
+    )
 
 
 def _audit_details(run: Labelled, result: TuningResult) -> dict[str, Any]:

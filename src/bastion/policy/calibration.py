@@ -133,7 +133,7 @@ def reliability_table(scores: Any, labels: Any, bins: int = 10) -> list[Reliabil
 def expected_calibration_error(scores: Any, labels: Any, bins: int = 10) -> float:
     """ECE: the count-weighted mean gap between mean score and observed rate over the bins.
 
-    >>> expected_calibration_error([0.2, 0.2, 0.8, 0.8], [0, 0, 1, 1], bins=10)
+    >>> round(expected_calibration_error([0.2, 0.2, 0.8, 0.8], [0, 0, 1, 1], bins=10), 6)
     0.2
     """
     table = reliability_table(scores, labels, bins)
