@@ -3,10 +3,12 @@ sign-in, the queue, a task, and the plain forms that claim and decide it."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from importlib import resources
 
+import pytest
 from httpx2 import Response
 from sqlalchemy import select
 from starlette.testclient import TestClient
@@ -330,3 +332,38 @@ def test_insecure_mode_opens_the_console_but_still_checks_form_tokens(console: C
     assert refused.status_code == 403
     assert claimed.status_code == 303
     assert console.task(console.tasks[0]).claimed_by == "anonymous"
+
+
+def test_console_root_leads_to_the_queue(console: Console) -> None:
+    console.sign_in("review")
+
+    response = console.client.get("/console", follow_redirects=False)
+
+    assert (response.status_code, response.headers["location"]) == (303, QUEUE)
+
+
+def test_session_cookie_is_secure_over_https(console: Console) -> None:
+    client = TestClient(console.client.app, base_url="https://testserver")
+    page = client.get(f"{QUEUE}/sign-in")
+
+    response = client.post(
+        f"{QUEUE}/sign-in",
+        data={"api_key": console.tokens["review"], "csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303
+    assert "Secure" in response.headers["set-cookie"]
+
+
+def test_access_log_names_the_console_route_not_the_task(
+    console: Console, caplog: pytest.LogCaptureFixture
+) -> None:
+    console.sign_in("review")
+    with caplog.at_level(logging.INFO, logger="bastion.access"):
+        console.client.get(_task_url(console.tasks[0]))
+
+    (line,) = (r.getMessage() for r in caplog.records if r.name == "bastion.access")
+    key_id = console.tokens["review"].split("_")[1]
+    assert f"key={key_id} role=review method=GET path=/console/review/tasks/{{task_id}}" in line
+    assert console.tasks[0] not in line

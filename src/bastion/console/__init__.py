@@ -12,9 +12,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bastion.console import pages, signin
-from bastion.console.templating import BASE, SIGN_IN, STATIC, STATIC_DIR
+from bastion.console.templating import BASE, CONSOLE, SIGN_IN, STATIC, STATIC_DIR
 
 routes: list[BaseRoute] = [
+    Route(CONSOLE, pages.home, methods=["GET"]),
     Route(SIGN_IN, signin.sign_in_page, methods=["GET"]),
     Route(SIGN_IN, signin.sign_in, methods=["POST"]),
     Route(f"{BASE}/sign-out", signin.sign_out, methods=["POST"]),

@@ -112,6 +112,11 @@ async def _call(function: Callable[..., T], *args: Any) -> T:
     return await run_in_threadpool(function, *args)
 
 
+async def home(request: Request) -> Response:
+    """``/console``: the only console so far is the review queue."""
+    return redirect(BASE)
+
+
 async def queue_page(request: Request) -> Response:
     page = Page(request)
     spec = request.app.state.service.spec
