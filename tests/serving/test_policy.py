@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from starlette.testclient import TestClient
 
@@ -17,6 +18,7 @@ from bastion.demo.train import TrainedModel
 from bastion.errors import SpecError
 from bastion.registry import ArtifactStore, ModelVersion, Registry
 from bastion.server.app import app_for
+from bastion.server.openapi_schemas import DECISION
 from bastion.settings import Settings
 from bastion.spec import Spec, parse_spec
 from bastion.store import Database
@@ -335,3 +337,26 @@ def test_calibration_of_the_version_is_applied_before_the_bands(
         assert decision["policy"]["calibrated"] is True
         assert decision["outcome"] == _expected(decision["prediction"]["score"], row["age"])
     assert stored["policy"]["raw_score"] == decisions[0]["policy"]["raw_score"]
+
+
+def test_policy_responses_match_the_documented_schema(
+    settings: Settings, fragile_token: str
+) -> None:
+    policy = {
+        "rules": [
+            {"name": "slow", "when": "features.delay > 0.5", "outcome": "decline", "reason": "S"}
+        ],
+        "bands": {"approve_below": 0.2, "decline_at_or_above": 0.4},
+    }
+    with serving(fragile_spec(policy), settings, fragile_token) as client:
+        bodies = [
+            decide(client),  # review band, with a task
+            client.post(DECIDE, json={"features": {"delay": 0, "explode": 1}}).json(),
+        ]
+
+    # jsonschema_rs comes with schemathesis, which checks the served document the same way
+    validator = jsonschema_rs.Draft202012Validator(DECISION)
+    for body in bodies:
+        validator.validate(body)
+    assert bodies[0]["policy"]["review"] is not None
+    assert bodies[1]["fallback"] is True

@@ -27,6 +27,8 @@ from bastion.server.openapi_schemas import (
     BINARY,
     BINARY_BODY,
     DECISION,
+    EMPTY_BODY,
+    EXPLANATION,
     INFER_REQUEST,
     INFER_RESPONSE,
     INFERENCE_HEADER_PARAMETER,
@@ -35,6 +37,12 @@ from bastion.server.openapi_schemas import (
     PROBLEM,
     REQUEST_INPUT,
     RESPONSE_OUTPUT,
+    REVIEW_CLAIM_BODY,
+    REVIEW_NOTES_BODY,
+    REVIEW_RESOLVE_BODY,
+    REVIEW_STATS,
+    REVIEW_TASK_LIST,
+    REVIEW_TASK_VIEW,
     SERVER_META,
     Schema,
 )
@@ -43,6 +51,8 @@ from bastion.serving.service import ServingService
 
 OPENAPI_PATH = "/openapi.json"
 JSON = "application/json"
+#: the review console's HTML pages are for people in a browser, not part of the API
+UNDOCUMENTED_PREFIXES = ("/console",)
 
 
 @dataclass(frozen=True)
@@ -58,10 +68,25 @@ class Operation:
     #: also sent and answered as a JSON header followed by binary tensor data
     binary: bool = False
     tags: Sequence[str] = field(default=("v1",))
+    #: False where an empty body means ``{}``
+    body_required: bool = True
 
 
 OIP = ("v2",)
+REVIEW = ("review",)
 BODY_ERRORS = (400, 413, 415, 422)
+
+
+def _review_action(summary: str, body: Schema, errors: Sequence[int] = (409,)) -> Operation:
+    return Operation(
+        summary,
+        REVIEW_TASK_VIEW,
+        request=body,
+        errors=(*BODY_ERRORS, *errors),
+        tags=REVIEW,
+        body_required=body is not REVIEW_RESOLVE_BODY,
+    )
+
 
 #: by route template (without `/versions/{version}`) and method
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -72,6 +97,50 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=(*BODY_ERRORS, 429, 502, 503, 504),
     ),
     ("/v1/decisions/{decision_id}", "GET"): Operation("A stored decision record", OBJECT),
+    ("/v1/decisions/{decision_id}/explanation", "GET"): Operation(
+        "The decision's feature contributions and reason codes: stored, or computed now with "
+        "the model version the decision used",
+        EXPLANATION,
+        errors=(409, 422),
+    ),
+    ("/v1/review/tasks", "GET"): Operation(
+        "Review tasks by priority, then age (query: deployment, status, overdue, limit)",
+        REVIEW_TASK_LIST,
+        errors=(422,),
+        tags=REVIEW,
+    ),
+    ("/v1/review/tasks/claim", "POST"): Operation(
+        "Claim the most urgent waiting task (of one deployment, if given); 404 when none",
+        REVIEW_TASK_VIEW,
+        request=REVIEW_CLAIM_BODY,
+        errors=(*BODY_ERRORS, 404, 409),
+        tags=REVIEW,
+        body_required=False,
+    ),
+    ("/v1/review/tasks/{task_id}", "GET"): Operation(
+        "A review task with its decision (redacted inputs, policy, explanation)",
+        REVIEW_TASK_VIEW,
+        tags=REVIEW,
+    ),
+    ("/v1/review/tasks/{task_id}/claim", "POST"): _review_action(
+        "Claim a task (a lease); 409 when another reviewer holds it", EMPTY_BODY
+    ),
+    ("/v1/review/tasks/{task_id}/resolve", "POST"): _review_action(
+        "Resolve a claimed task with a verdict (recorded as feedback, source review)",
+        REVIEW_RESOLVE_BODY,
+    ),
+    ("/v1/review/tasks/{task_id}/release", "POST"): _review_action(
+        "Give a claimed task back to the queue", EMPTY_BODY
+    ),
+    ("/v1/review/tasks/{task_id}/escalate", "POST"): _review_action(
+        "Escalate a claimed task to a senior reviewer", REVIEW_NOTES_BODY
+    ),
+    ("/v1/review/stats", "GET"): Operation(
+        "Queue depth, oldest age, overdue tasks and counts by status (query: deployment)",
+        REVIEW_STATS,
+        errors=(422,),
+        tags=REVIEW,
+    ),
     ("/v1/subjects/{subject_id}", "GET"): Operation(
         "Export every stored record of a data subject", OBJECT
     ),
@@ -209,10 +278,10 @@ def _operation(
     }
     if spec.request is not None:
         media: Schema = {"schema": spec.request}
-        sample = samples.get(spec.request["$ref"].rsplit("/", 1)[-1])
+        sample = samples.get(str(spec.request.get("$ref", "")).rsplit("/", 1)[-1])
         if sample is not None:
             media["example"] = sample
-        operation["requestBody"] = {"required": True, "content": {JSON: media}}
+        operation["requestBody"] = {"required": spec.body_required, "content": {JSON: media}}
     if spec.binary:
         operation["requestBody"]["content"][BINARY] = {"schema": BINARY_BODY}
         operation["responses"]["200"]["content"][BINARY] = {"schema": BINARY_BODY}
@@ -227,7 +296,7 @@ def build_document(routes: Sequence[BaseRoute], service: ServingService) -> Sche
     paths: dict[str, Schema] = {}
     samples = examples(service)
     for route in routes:
-        if not isinstance(route, Route):
+        if not isinstance(route, Route) or route.path.startswith(UNDOCUMENTED_PREFIXES):
             continue
         params = list(route.param_convertors)
         item = paths.setdefault(route.path, {})

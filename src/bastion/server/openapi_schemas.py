@@ -111,6 +111,55 @@ INFER_RESPONSE: Schema = {
         "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/ResponseOutput"}},
     },
 }
+NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+REASON: Schema = {
+    "type": "object",
+    "description": "A principal reason for an adverse outcome (reason code).",
+    "required": ["field", "code", "text", "contribution"],
+    "properties": {
+        "field": {"type": "string"},
+        "code": {"type": "string"},
+        "text": {"type": "string"},
+        "contribution": {"type": "number"},
+    },
+}
+POLICY_BLOCK: Schema = {
+    "type": "object",
+    "description": "How the deployment's policy reached the outcome.",
+    "required": ["version", "source", "fallback", "rule_errors", "review"],
+    "properties": {
+        "version": {"type": "string"},
+        "source": {"enum": ["rule", "band", "fallback", "overflow", "model"]},
+        "rule": NULLABLE_STRING,
+        "band": NULLABLE_STRING,
+        "reason": NULLABLE_STRING,
+        "rule_errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["rule", "message"],
+                "properties": {"rule": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+        "fallback": {"type": "boolean"},
+        "calibrated": {"type": "boolean"},
+        "raw_score": {"type": ["number", "null"]},
+        "review": {
+            "anyOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["task_id", "reason", "sampling_probability"],
+                    "properties": {
+                        "task_id": {"type": "string"},
+                        "reason": {"enum": ["band", "rule", "fallback", "exploration"]},
+                        "sampling_probability": {"type": "number"},
+                    },
+                },
+            ]
+        },
+    },
+}
 DECISION: Schema = {
     "type": "object",
     "required": ["decision_id", "deployment", "model", "prediction", "outcome", "guard"],
@@ -118,12 +167,131 @@ DECISION: Schema = {
         "decision_id": {"type": "string"},
         "deployment": {"type": "string"},
         "model": {"type": "object"},
-        "prediction": {"type": "object"},
+        "prediction": {
+            "type": "object",
+            "description": "The model's output; empty when the model failed and the policy's "
+            "fallback decided. With a calibrated version, `score` is calibrated and "
+            "`raw_score` the model's own.",
+        },
         "outcome": {},
         "guard": {"type": "object"},
         "latency_ms": {"type": "number"},
+        "policy": POLICY_BLOCK,
+        "fallback": {
+            "type": "boolean",
+            "description": "With a policy: true when the model failed or timed out (decided "
+            "by rules alone or the fallback outcome) or the fallback applied.",
+        },
+        "reasons": {"type": "array", "items": REASON},
     },
 }
+EXPLANATION: Schema = {
+    "type": "object",
+    "description": "Per-field contributions of a decision's model output and its reasons.",
+    "required": [
+        "decision_id",
+        "method",
+        "base_value",
+        "contributions",
+        "output",
+        "margin",
+        "additivity_error",
+        "reasons",
+        "model",
+        "computed",
+    ],
+    "properties": {
+        "decision_id": {"type": "string"},
+        "method": {"type": "string"},
+        "base_value": {"type": "number"},
+        "contributions": {"type": "object", "additionalProperties": {"type": "number"}},
+        "output": {"enum": ["log_odds", "probability", "value"]},
+        "margin": {"type": "number"},
+        "additivity_error": {"type": "number"},
+        "reasons": {"type": "array", "items": REASON},
+        "model": {"type": "object", "required": ["name", "version"]},
+        "computed": {"enum": ["at_decision", "on_request"]},
+    },
+}
+REVIEW_TASK: Schema = {
+    "type": "object",
+    "required": [
+        "task_id",
+        "decision_id",
+        "deployment",
+        "status",
+        "priority",
+        "reason",
+        "sampling_probability",
+        "created_at",
+        "due_at",
+        "overdue",
+    ],
+    "properties": {
+        "task_id": {"type": "string"},
+        "decision_id": {"type": "string"},
+        "deployment": {"type": "string"},
+        "status": {"enum": ["open", "claimed", "escalated", "resolved"]},
+        "priority": {"type": "number"},
+        "reason": {"type": "string"},
+        "sampling_probability": {"type": "number"},
+        "model_outcome": NULLABLE_STRING,
+        "created_at": {"type": "string"},
+        "due_at": {"type": "string"},
+        "overdue": {"type": "boolean"},
+        "claimed_by": NULLABLE_STRING,
+        "verdict": NULLABLE_STRING,
+    },
+}
+REVIEW_TASK_VIEW: Schema = {
+    "allOf": [
+        REVIEW_TASK,
+        {
+            "type": "object",
+            "required": ["decision", "verdicts", "feedback"],
+            "properties": {
+                "decision": {"type": "object"},
+                "verdicts": {"type": "object"},
+                "feedback": {"type": "array"},
+                "notes": NULLABLE_STRING,
+            },
+        },
+    ]
+}
+REVIEW_TASK_LIST: Schema = {
+    "type": "object",
+    "required": ["tasks"],
+    "properties": {"tasks": {"type": "array", "items": REVIEW_TASK}},
+}
+REVIEW_STATS: Schema = {
+    "type": "object",
+    "required": ["depth", "oldest_age_seconds", "overdue", "by_status"],
+    "properties": {
+        "deployment": NULLABLE_STRING,
+        "depth": {"type": "integer"},
+        "oldest_age_seconds": {"type": "number"},
+        "overdue": {"type": "integer"},
+        "by_status": {"type": "object"},
+        "deployments": {"type": "object"},
+    },
+}
+REVIEW_CLAIM_BODY: Schema = {
+    "type": "object",
+    "properties": {"deployment": {"type": "string"}},
+    "additionalProperties": False,
+}
+REVIEW_RESOLVE_BODY: Schema = {
+    "type": "object",
+    "required": ["verdict"],
+    "properties": {"verdict": {"type": "string"}, "notes": {"type": "string"}},
+    "additionalProperties": False,
+}
+REVIEW_NOTES_BODY: Schema = {
+    "type": "object",
+    "properties": {"notes": {"type": "string"}},
+    "additionalProperties": False,
+}
+EMPTY_BODY: Schema = {"type": "object", "additionalProperties": False}
 OBJECT: Schema = {"type": "object"}
 BINARY_BODY: Schema = {"type": "string", "format": "binary"}
 INFERENCE_HEADER_PARAMETER: Schema = {
