@@ -29,7 +29,7 @@ class Loaded:
 
     def records(self, rows: int = 20) -> list[dict[str, Any]]:
         return [
-            {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            {str(k): (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
             for row in self.frame.head(rows).to_dict("records")
         ]
 

@@ -20,7 +20,7 @@ from bastion.registry.versions import ModelVersion
 from bastion.runtime.adapter import ModelAdapter
 
 
-def tree_source(adapter: ModelAdapter) -> TreeSource | None:
+def tree_source(adapter: ModelAdapter, fields: list[str]) -> TreeSource | None:
     """The adapter's model as trees, or None when it is not a tree ensemble Bastion reads."""
     from bastion.runtime.lightgbm import LightGBMAdapter
 
@@ -28,6 +28,18 @@ def tree_source(adapter: ModelAdapter) -> TreeSource | None:
         from bastion.explain.trees.lightgbm import lightgbm_source
 
         return lightgbm_source(adapter)
+    from bastion.runtime.xgboost import XGBoostAdapter
+
+    if isinstance(adapter, XGBoostAdapter):
+        from bastion.explain.trees.xgboost import xgboost_source
+
+        return xgboost_source(adapter)
+    from bastion.explain.trees.sklearn import is_tree_ensemble, sklearn_source
+
+    estimator = _estimator(adapter)
+    if estimator is not None and is_tree_ensemble(estimator):
+        fitted_on_array = getattr(estimator, "feature_names_in_", None) is None
+        return sklearn_source(estimator, fields, adapter.classes, fitted_on_array)
     return None
 
 
@@ -54,7 +66,7 @@ def _build(adapter: ModelAdapter, version: ModelVersion, config: ExplainConfig) 
     method = config.method
     fields = version.input_signature.names
     if method in ("auto", "tree"):
-        source = tree_source(adapter)
+        source = tree_source(adapter, fields)
         if source is not None:
             return TreeShapExplainer(source)
         if method == "tree":

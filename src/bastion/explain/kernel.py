@@ -19,6 +19,7 @@ import pandas as pd
 
 from bastion.explain.base import Explainer
 from bastion.explain.explanation import Explanation, Output, make_explanation
+from bastion.explain.shap_import import shap
 from bastion.registry.signature import InputSignature
 from bastion.runtime.adapter import Label, ModelAdapter
 
@@ -62,8 +63,6 @@ class KernelExplainer(Explainer):
         return [self._one(row) for row in rows]
 
     def _one(self, row: Mapping[str, Any]) -> Explanation:
-        import shap  # type: ignore[import-untyped]
-
         own = self._predict(pd.DataFrame({f: [row[f]] for f in self.fields}))[0]
         if self._adapter.task == "classification":
             classes = self._adapter.classes
@@ -76,7 +75,7 @@ class KernelExplainer(Explainer):
         def model(matrix: Floats) -> Floats:
             return self._predict(self._decode(matrix, values))[:, k]
 
-        explainer = shap.KernelExplainer(model, coded_background)
+        explainer = shap().KernelExplainer(model, coded_background)
         phi = np.asarray(
             explainer.shap_values(coded_row, nsamples=self._samples, silent=True), dtype=np.float64
         ).reshape(-1)

@@ -25,8 +25,6 @@ from bastion.explain.trees.tables import LeafTables, TablesTooLarge, build_table
 
 logger = logging.getLogger(__name__)
 
-#: largest |our raw output - the framework's| accepted on the probe rows
-_ROUTING_TOLERANCE = 1e-9
 #: LightGBM's kZeroThreshold, a float32 constant
 _TINY = float(np.float32(1e-35))
 
@@ -55,7 +53,7 @@ class TreeShapExplainer(Explainer):
         # a constant per output (XGBoost's base score; LightGBM's is inside the leaves)
         offset = np.median(native - raw, axis=0)
         error = float(np.max(np.abs(native - raw - offset), initial=0.0))
-        if error > _ROUTING_TOLERANCE * max(1.0, float(np.max(np.abs(native), initial=0.0))):
+        if error > source.tolerance * max(1.0, float(np.max(np.abs(native), initial=0.0))):
             self._fallback(f"the parsed trees differ from the model by {error:.3g} on probe rows")
             return
         self._tables = tables
@@ -65,6 +63,8 @@ class TreeShapExplainer(Explainer):
     def _kernel(self, matrix: Floats, tables: LeafTables) -> tuple[Floats, Floats]:
         if self._source.tiny_is_zero:
             matrix = np.where(np.abs(matrix) <= _TINY, 0.0, matrix)
+        if self._source.float32:
+            matrix = matrix.astype(np.float32).astype(np.float64)
         return explain_matrix(
             matrix, self._splits, self._edges, tables, self._n_outputs, self._n_features
         )
@@ -74,7 +74,7 @@ class TreeShapExplainer(Explainer):
             raise TablesTooLarge(reason)
         logger.warning("tree explanations use the framework's own TreeSHAP: %s", reason)
         self.reason = reason
-        self.method = "tree_shap_native"
+        self.method = self._source.native_method
 
     def explain(self, rows: Sequence[Mapping[str, Any]]) -> list[Explanation]:
         if not rows:
@@ -87,7 +87,7 @@ class TreeShapExplainer(Explainer):
         else:
             native = self._native(matrix)
             phi, base = native[:, :, :-1], native[:, :, -1]
-            raw = base + phi.sum(axis=2)
+            raw = self._source.native_raw(matrix)
         return [self._one(phi[i], base[i], raw[i]) for i in range(len(rows))]
 
     def _encode(self, rows: Sequence[Mapping[str, Any]]) -> Floats:

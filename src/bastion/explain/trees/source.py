@@ -31,8 +31,7 @@ class TreeSource:
         The request field behind each model feature (model feature order).
     encode : callable
         Records to the model-space matrix, shape ``(n, len(fields))``: what the adapter's
-        ``predict_records`` hands the framework (category codes, NaN for missing, float32
-        rounding where the framework rounds).
+        ``predict_records`` hands the framework (category codes, NaN for missing).
     native_raw : callable
         Matrix to the framework's raw output, shape ``(n, n_outputs)``.
     native_contributions : callable or None
@@ -45,6 +44,13 @@ class TreeSource:
     tiny_is_zero : bool
         The framework reads ``|x| <= 1e-35`` as 0.0 (LightGBM drops such values when it
         turns a dense row into its sparse form).
+    float32 : bool
+        The framework rounds inputs to float32 before comparing them with thresholds.
+    native_method : str
+        What `Explanation.method` says when `native_contributions` are used.
+    tolerance : float
+        How closely the framework's raw output is reproduced (relative to its scale):
+        float64 sums for LightGBM and scikit-learn, float32 sums for XGBoost.
     """
 
     trees: list[Tree]
@@ -55,6 +61,9 @@ class TreeSource:
     output: Output
     targets: list[Label | None]
     tiny_is_zero: bool = False
+    float32: bool = False
+    native_method: str = "tree_shap_native"
+    tolerance: float = 1e-9
 
 
 def probe_matrix(splits: Splits, n_features: int, rows: int = 256, seed: int = 0) -> Floats:
