@@ -277,3 +277,26 @@ def test_list_resolved_shows_the_verdicts(database: Database, queue: ReviewQueue
 
     assert [(t.task_id, t.verdict) for t in resolved] == [(case.task_id, "refer")]
     assert len(queue.list()) == 1
+
+
+def test_unresolved_stats_leave_the_resolved_history_out(
+    database: Database, queue: ReviewQueue, clock: MovableClock
+) -> None:
+    done = add_case(database, created_at=NOW.replace(hour=8))
+    add_case(database, created_at=NOW.replace(hour=11), sla_minutes=30)
+    queue.claim(done.task_id, "ann")
+    queue.resolve(done.task_id, "ann", "approve", None)
+
+    full = queue.stats_by_deployment()["credit"]
+    unresolved = queue.stats_by_deployment(resolved=False)["credit"]
+
+    assert (
+        (unresolved.depth, unresolved.overdue, unresolved.oldest_age_seconds)
+        == (
+            full.depth,
+            full.overdue,
+            full.oldest_age_seconds,
+        )
+        == (1, 1, 3600.0)
+    )
+    assert (full.by_status["resolved"], unresolved.by_status["resolved"]) == (1, 0)

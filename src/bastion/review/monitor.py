@@ -62,7 +62,9 @@ class ReviewMonitor:
         """Recount and publish; returns whether it worked (failures keep the last values)."""
         loop = asyncio.get_running_loop()
         try:
-            stats = await loop.run_in_executor(None, self.queue.stats_by_deployment)
+            stats = await loop.run_in_executor(
+                None, lambda: self.queue.stats_by_deployment(resolved=False)
+            )
         except Exception as exc:
             logger.warning(
                 "could not refresh the review queue counts (%s); keeping the last values",

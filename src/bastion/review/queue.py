@@ -107,11 +107,13 @@ class ReviewQueue:
             return by_deployment.get(deployment, QueueStats(deployment))
         return QueueStats.combined(by_deployment.values())
 
-    def stats_by_deployment(self) -> dict[str, QueueStats]:
-        """`stats` of every deployment that has tasks, in one query."""
+    def stats_by_deployment(self, *, resolved: bool = True) -> dict[str, QueueStats]:
+        """`stats` of every deployment that has tasks, in one query; `resolved=False` skips
+        counting resolved tasks (their count then reads 0), which keeps frequent refreshes
+        cheap however long the history grows."""
         now = self.clock()
         with self.database.transaction() as session:
-            counts = tasks.status_counts(session, now)
+            counts = tasks.status_counts(session, now, resolved=resolved)
         out: dict[str, QueueStats] = {}
         for deployment, status, overdue, count, oldest in counts:
             current = out.get(deployment, QueueStats(deployment))

@@ -205,10 +205,12 @@ def list_tasks(
     return session.scalars(query.limit(limit)).all()
 
 
-def status_counts(session: Session, now: datetime) -> list[Any]:
+def status_counts(session: Session, now: datetime, *, resolved: bool = True) -> list[Any]:
     """Per deployment, status (as of `now`) and overdue flag: task count and oldest creation.
 
-    One grouped query, whose result is bounded by deployments times statuses.
+    One grouped query, whose result is bounded by deployments times statuses. Resolved tasks
+    pile up forever; `resolved=False` leaves them out, for the frequent refreshes that only
+    need the unresolved counts.
     """
     lapsed = _lapsed(now)
     overdue = and_(ReviewTaskRow.status != RESOLVED, ReviewTaskRow.due_at < now)
@@ -225,6 +227,8 @@ def status_counts(session: Session, now: datetime) -> list[Any]:
         func.count().label("tasks"),
         func.min(ReviewTaskRow.created_at).label("oldest"),
     ).group_by(ReviewTaskRow.deployment, effective, overdue_flag)
+    if not resolved:
+        query = query.where(ReviewTaskRow.status.in_((OPEN, CLAIMED, ESCALATED)))
     return list(session.execute(query).all())
 
 
