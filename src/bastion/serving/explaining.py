@@ -40,6 +40,7 @@ def is_adverse(config: ExplainConfig, outcome: Any) -> bool:
 
 def explanation_record(
     explanation: Explanation,
+    explainer: Explainer,
     config: ExplainConfig,
     features: Row,
     outcome: Any,
@@ -52,7 +53,9 @@ def explanation_record(
 
     record: dict[str, Any] = explanation.to_dict()
     adverse = is_adverse(config, outcome)
-    record["reasons"] = reason_codes(explanation, config, dict(features)) if adverse else []
+    record["reasons"] = (
+        reason_codes(explanation, config, features, explainer.reference) if adverse else []
+    )
     record["computed"] = computed
     return record
 
@@ -114,7 +117,7 @@ class DecisionExplainer:
             logger.exception("explaining decisions of deployment %s failed", self.name)
             return [None] * len(rows)
         return [
-            explanation_record(e, self.config, row, outcome, computed="at_decision")
+            explanation_record(e, self.explainer, self.config, row, outcome, computed="at_decision")
             for e, row, outcome in zip(explained.tolist(), rows, outcomes, strict=True)
         ]
 

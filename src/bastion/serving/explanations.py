@@ -100,7 +100,9 @@ class ExplanationService:
                 f"the model {name}:{number} could not be explained on the stored inputs of "
                 f"decision {record['decision_id']}: {type(exc).__name__}"
             ) from exc
-        return explanation_record(explained, config, row, record["outcome"], computed="on_request")
+        return explanation_record(
+            explained, explainer, config, row, record["outcome"], computed="on_request"
+        )
 
     def _explainer(
         self, deployment: str, name: str, number: int, config: ExplainConfig
