@@ -117,7 +117,7 @@ def test_platt_is_monotone_and_within_unit_interval(
     _assert_monotone_in_unit_interval(platt, np.array(scores))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(data=st.data(), method=st.sampled_from(["isotonic", "platt"]))
 def test_to_dict_from_dict_round_trips_through_json(data: st.DataObject, method: str) -> None:
     scores, labels = _calibrated_sample(
