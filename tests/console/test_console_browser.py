@@ -124,6 +124,13 @@ def _decide_until_reviews(url: str, token: str, rows: list[dict[str, Any]], n: i
     raise AssertionError(f"only {len(routed)} of {len(rows)} decisions were routed to review")
 
 
+def _sign_in(page: Page, url: str, key: str) -> None:
+    page.goto(f"{url}/console/review")
+    expect(page.get_by_role("heading", name="Sign in to review")).to_be_visible()
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+
+
 def test_reviewer_claims_sees_the_explanation_and_resolves_in_a_browser(
     browser: Browser,
     server: Server,
@@ -134,12 +141,12 @@ def test_reviewer_claims_sees_the_explanation_and_resolves_in_a_browser(
         url, server.tokens["predict"], request_rows(credit_model[1], 300), 3
     )
 
-    context = browser.new_context(viewport={"width": 1360, "height": 860})
-    page: Page = context.new_page()
-    page.goto(f"{url}/console/review")
-    expect(page.get_by_role("heading", name="Sign in to review")).to_be_visible()
-    page.get_by_label("API key").fill(review_key)
-    page.get_by_role("button", name="Sign in").click()
+    # the whole flow with JavaScript off: plain forms and redirects must be enough
+    context = browser.new_context(
+        viewport={"width": 1360, "height": 860}, java_script_enabled=False
+    )
+    page = context.new_page()
+    _sign_in(page, url, review_key)
 
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
     expect(page.locator("table.tasks tbody tr")).not_to_have_count(0)
@@ -173,3 +180,13 @@ def test_reviewer_claims_sees_the_explanation_and_resolves_in_a_browser(
         database.dispose()
     assert task["decision_id"] in routed
     assert [(f.source, f.label) for f in feedback] == [("review", 0)]
+
+    # with JavaScript on, the keyboard shortcut claims the next task
+    context = browser.new_context()
+    page = context.new_page()
+    _sign_in(page, url, review_key)
+    expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    page.keyboard.press("n")
+    expect(page.get_by_text("Task claimed.")).to_be_visible()
+    assert page.url.rsplit("/", 1)[-1].split("?")[0] != task_id
+    context.close()

@@ -49,13 +49,15 @@ def contribution_chart(
     if not explanation:
         return None
     raw = explanation.get("contributions")
-    if not isinstance(raw, dict) or not raw:
+    if not isinstance(raw, dict):
         return None
     pairs = [
         (str(name), float(value))
         for name, value in raw.items()
         if isinstance(value, int | float) and math.isfinite(value)
     ]
+    if not pairs:
+        return None
     pairs.sort(key=lambda pair: (-abs(pair[1]), pair[0]))
     folded = 0
     if len(pairs) > MAX_BARS:

@@ -21,6 +21,7 @@ from bastion.console.charts import contribution_chart
 from bastion.console.session import (
     CSRF_FIELD,
     PRESESSION_COOKIE,
+    SESSION_COOKIE,
     ConsoleSession,
     new_presession,
     signer_for,
@@ -92,7 +93,7 @@ class Page:
         basis = (
             self.request.cookies.get(PRESESSION_COOKIE)
             if self.session is None
-            else self.request.cookies.get("bastion_console")
+            else self.request.cookies.get(SESSION_COOKIE)
         )
         if not signer_for(self.request.app).csrf_ok(basis, form.get(CSRF_FIELD)):
             return None
