@@ -40,6 +40,20 @@ def test_set_calibration_is_read_back_by_get(registered: Registry) -> None:
     assert Calibration.from_dict(stored).transform(scores).tolist() == pytest.approx([0, 0.2, 1])
 
 
+def test_summary_names_the_calibration_without_its_map(registered: Registry) -> None:
+    assert registered.get("credit:1").summary()["calibration"] is None
+
+    calibrated = registered.set_calibration(
+        "credit:1", {**PLATT, "info": {"rows": 500, "ece_after": 0.01}}, actor="bob"
+    )
+
+    assert calibrated.summary()["calibration"] == {
+        "method": "platt",
+        "rows": 500,
+        "ece_after": 0.01,
+    }
+
+
 def test_set_calibration_appends_an_audit_event_with_digests(
     registered: Registry, database: Database
 ) -> None:

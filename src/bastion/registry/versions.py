@@ -80,6 +80,13 @@ class ModelVersion:
             "description": self.description,
             "author": self.author,
             "created_at": self.created_at.isoformat(),
+            # the method and its provenance (ECE, rows); the map itself can be long
+            "calibration": None
+            if self.calibration is None
+            else {
+                "method": self.calibration.get("method"),
+                **dict(self.calibration.get("info") or {}),
+            },
         }
 
 
