@@ -193,3 +193,21 @@ def test_render_card_of_a_registered_version(
     assert "| none | production | alice |" in history
     assert "| production | archived | bob |" in history
     assert "| none | production | bob |" not in history
+
+
+def test_render_card_states_the_score_calibration() -> None:
+    plain = render_card(_version(), [])
+    calibrated = render_card(
+        _version(
+            calibration={
+                "method": "isotonic",
+                "x": [0.0, 1.0],
+                "y": [0.0, 1.0],
+                "info": {"ece_before": 0.0612, "ece_after": 0.0137},
+            }
+        ),
+        [],
+    )
+
+    assert "| Score calibration | none (scores served as the model gives them) |" in plain
+    assert "| Score calibration | isotonic (ECE 0.0612 → 0.0137, cross-validated) |" in calibrated

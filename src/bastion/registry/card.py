@@ -55,8 +55,23 @@ def _summary(version: ModelVersion) -> str:
             "Data fingerprint",
             _code(version.data_fingerprint) if version.data_fingerprint else _MISSING,
         ),
+        ("Score calibration", _calibration(version.calibration)),
     ]
     return "## Summary\n\n" + _table(("Field", "Value"), [(k, v) for k, v in rows])
+
+
+def _calibration(calibration: dict[str, Any] | None) -> str:
+    """The method, and the ECE it was fitted to fix when recorded (see `policy tune`)."""
+    if calibration is None:
+        return "none (scores served as the model gives them)"
+    info = calibration.get("info") or {}
+    method = str(calibration.get("method"))
+    if "ece_before" in info and "ece_after" in info:
+        return (
+            f"{method} (ECE {_number(info['ece_before'])} → {_number(info['ece_after'])}, "
+            "cross-validated)"
+        )
+    return method
 
 
 def _libraries(versions: dict[str, str]) -> str:
