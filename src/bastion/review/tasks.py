@@ -87,8 +87,15 @@ def _lapsed(now: datetime) -> ColumnElement[bool]:
 
 
 def claimable(now: datetime) -> ColumnElement[bool]:
-    """Open or escalated, or claimed with a lapsed lease."""
-    return or_(ReviewTaskRow.status.in_((OPEN, ESCALATED)), _lapsed(now))
+    """Open or escalated, or claimed with a lapsed lease.
+
+    Written as ``status IN (unresolved) AND ...`` so the status index narrows the scan
+    first: resolved tasks, the long history, are never read.
+    """
+    return and_(
+        ReviewTaskRow.status.in_((OPEN, ESCALATED, CLAIMED)),
+        or_(ReviewTaskRow.status != CLAIMED, ReviewTaskRow.lease_expires_at <= now),
+    )
 
 
 def has_status(status: str, now: datetime) -> ColumnElement[bool]:
