@@ -108,7 +108,7 @@ def test_flow_style_bands_keep_their_layout() -> None:
     assert _changed_lines(FLOW_BANDS, text)[0] == [FLOW_BANDS.splitlines()[4]]
 
 
-def test_missing_policy_is_inserted_after_the_model_line() -> None:
+def test_missing_policy_is_appended_to_the_deployment() -> None:
     text = edited_spec_text(NO_POLICY, "credit", NEW, source="bastion.yaml")
 
     removed, added = _changed_lines(NO_POLICY, text)
@@ -119,9 +119,41 @@ def test_missing_policy_is_inserted_after_the_model_line() -> None:
         "            approve_below: 0.123456789",
         "            decline_at_or_above: 0.6180339887",
     ]
-    assert text.index("model: credit-risk:1") < text.index("policy:") < text.index("# keep")
+    assert text.index("batching:") < text.index("policy:") < text.index("fraud:")
     assert _bands(text) == NEW
     assert _bands(text, "fraud") is None
+
+
+def test_appended_policy_leaves_trailing_comments_to_what_follows() -> None:
+    spec = """\
+deployments:
+  credit:
+    model: credit-risk:1
+# a comment at column 0 inside the deployment
+    description: loans
+
+  # the fraud deployment
+  fraud:
+    model: fraud:3"""
+
+    text = edited_spec_text(spec, "fraud", NEW, source="bastion.yaml")
+    text = edited_spec_text(text, "credit", NEW, source="bastion.yaml")
+
+    assert text.splitlines()[4:] == [
+        "    description: loans",
+        "    policy:",
+        "      bands:",
+        "        approve_below: 0.123456789",
+        "        decline_at_or_above: 0.6180339887",
+        "",
+        "  # the fraud deployment",
+        "  fraud:",
+        "    model: fraud:3",
+        "    policy:",
+        "      bands:",
+        "        approve_below: 0.123456789",
+        "        decline_at_or_above: 0.6180339887",
+    ]
 
 
 def test_missing_bands_are_added_to_the_policy() -> None:

@@ -3,7 +3,7 @@
 The spec is the reviewed source of truth, so the edit must read like one a person made:
 when ``deployments.NAME.policy.bands`` exists, only the two numbers change and every other
 byte stays; when the ``bands`` or ``policy`` section is missing it is inserted as new lines
-inside the block mapping, again leaving the rest untouched. Only a flow-style mapping on
+at the end of the block mapping, again leaving the rest untouched. Only a flow-style mapping on
 the way (``credit: {model: …}``) makes ruamel re-emit the file (comments kept, layout
 normalised).
 
@@ -115,22 +115,38 @@ def _block_lines(indent: int, key: str, body: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _mapping_end(lines: list[str], first_line: int, column: int) -> int:
+    """The index of the line after the block mapping whose keys sit at `column`.
+
+    The mapping runs on while lines are blank, comments, or indented at least `column`;
+    comments and blank lines at its very end are left to what follows them.
+    """
+    end = first_line + 1
+    last_content = first_line
+    while end < len(lines):
+        stripped = lines[end].strip()
+        if stripped and not stripped.startswith("#"):
+            indent = len(lines[end]) - len(lines[end].lstrip(" "))
+            if indent < column:
+                break
+            last_content = end
+        end += 1
+    return last_content + 1
+
+
 def _insert_key(text: str, mapping: CommentedMap, key: str, body: dict[str, Any]) -> str | None:
-    """Insert ``key: body`` into a block mapping, after its first line when that holds a
-    plain ``first_key: scalar`` (e.g. ``model: …``), else as its first key. None when the
-    mapping is flow style or empty (the caller falls back to ruamel)."""
+    """Append ``key: body`` as new lines at the end of a block mapping, leaving every other
+    line as it was. None when the mapping is flow style, empty or shares its first line
+    with something else (the caller falls back to ruamel)."""
     if mapping.fa.flow_style() or not mapping:
         return None
     lines = text.splitlines(keepends=True)
-    first = next(iter(mapping))
-    line, column = mapping.lc.key(first)
+    line, column = mapping.lc.key(next(iter(mapping)))
     if lines[line][:column].strip():
         return None
-    value_line = mapping.lc.value(first)[0]
-    single_line_scalar = not isinstance(mapping[first], dict | list) and value_line == line
-    at = line + 1 if single_line_scalar else line
-    if at == len(lines) and lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
+    at = _mapping_end(lines, line, column)
+    if lines[at - 1] and not lines[at - 1].endswith("\n"):
+        lines[at - 1] += "\n"
     lines.insert(at, _block_lines(column, key, body))
     return "".join(lines)
 
