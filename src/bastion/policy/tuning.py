@@ -229,7 +229,11 @@ class ThresholdSearch:
 
     def best(self, review_capacity: float | None) -> tuple[int, int]:
         """Candidate indices (i, j) of the cheapest bands within the capacity."""
-        best_low, totals = self.curve(self.max_reviews(review_capacity))
+        return self.best_within(self.max_reviews(review_capacity))
+
+    def best_within(self, max_reviews: int) -> tuple[int, int]:
+        """Candidate indices (i, j) of the cheapest bands reviewing at most `max_reviews`."""
+        best_low, totals = self.curve(max_reviews)
         j = int(np.argmin(totals))
         return int(best_low[j]), j
 
@@ -330,7 +334,7 @@ def tune(
     rows: list[tuple[str, OperatingPoint]] = [("chosen", chosen)]
     if current is not None:
         rows.append(("current spec", search.evaluate(*current)))
-    rows.append(("no review band", search.point(*_no_review(search))))
+    rows.append(("no review band", search.point(*search.best_within(0))))
     if review_capacity is not None:
         rows.append(("unlimited review", search.point(*search.best(None))))
         for level in CAPACITY_LEVELS:
@@ -357,10 +361,3 @@ def tune(
         curve=search.cost_curve(review_capacity),
         unconstrained_curve=search.cost_curve(None),
     )
-
-
-def _no_review(search: ThresholdSearch) -> tuple[int, int]:
-    """Indices of the cheapest single threshold (t_low = t_high)."""
-    best_low, totals = search.curve(0)
-    j = int(np.argmin(totals))
-    return int(best_low[j]), j
