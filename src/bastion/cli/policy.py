@@ -94,11 +94,14 @@ def _labelled(
     if method is not CalibrateMethod.none:
         version = version or registry.get(deployment.model)
         report = calibrate(raw, labels, cast(CalibrationMethod, method.value))
-        return Labelled(labels, report.calibration.transform(raw), source, version, report)
+        calibrated = report.calibration.transform(raw)
+        return Labelled(labels, calibrated, source, version=version, report=report)
     if version is not None and version.calibration is not None:
         stored = Calibration.from_dict(version.calibration)
-        return Labelled(labels, stored.transform(raw), source, version, None, stored.method)
-    return Labelled(labels, raw, source, version)
+        return Labelled(
+            labels, stored.transform(raw), source, version=version, stored_calibration=stored.method
+        )
+    return Labelled(labels, raw, source, version=version)
 
 
 def _table(result: TuningResult) -> Table:
