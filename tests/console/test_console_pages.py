@@ -10,7 +10,7 @@ from importlib import resources
 
 import pytest
 from httpx2 import Response
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
 from bastion.console.session import PRESESSION_COOKIE, SESSION_COOKIE
@@ -18,7 +18,7 @@ from bastion.server.app import app_for
 from bastion.spec import parse_spec
 from bastion.store.keys import KeyService
 from bastion.store.notify import open_change_feed
-from bastion.store.tables import ReviewTaskRow
+from bastion.store.tables import DecisionRow, ReviewTaskRow
 from tests.console.conftest import SPEC, Console, csrf_of
 from tests.credentials import bearer
 
@@ -367,3 +367,30 @@ def test_access_log_names_the_console_route_not_the_task(
     key_id = console.tokens["review"].split("_")[1]
     assert f"key={key_id} role=review method=GET path=/console/review/tasks/{{task_id}}" in line
     assert console.tasks[0] not in line
+
+
+def test_task_page_explains_a_decision_stored_without_an_explanation(console: Console) -> None:
+    task = console.task(console.tasks[2])
+    with console.database.transaction() as session:
+        session.execute(
+            update(DecisionRow).where(DecisionRow.id == task.decision_id).values(explanation=None)
+        )
+    console.sign_in("review")
+
+    page = console.client.get(_task_url(console.tasks[2])).text
+
+    assert "No explanation was stored" not in page
+    assert page.count("<rect ") == 8  # one bar per model input of the demo model
+    assert "debt_ratio" in page[page.index('class="chart"') :]
+
+
+def test_claim_next_in_an_empty_deployment_says_so(console: Console) -> None:
+    console.sign_in("review")
+
+    response = _post(
+        console, f"{QUEUE}/claim-next", f"{QUEUE}?deployment=other", deployment="other"
+    )
+
+    assert response.headers["location"] == f"{QUEUE}?notice=empty&deployment=other"
+    page = console.client.get(response.headers["location"]).text
+    assert "Nothing to claim" in page

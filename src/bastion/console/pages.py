@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -113,6 +114,12 @@ async def _call(function: Callable[..., T], *args: Any) -> T:
     return await run_in_threadpool(function, *args)
 
 
+def _deployment(request: Request, value: object) -> str | None:
+    """The deployment a queue filter names, if the spec has it (otherwise: every one)."""
+    names = request.app.state.service.spec.deployments
+    return value if isinstance(value, str) and value in names else None
+
+
 async def home(request: Request) -> Response:
     """``/console``: the only console so far is the review queue."""
     return redirect(BASE)
@@ -121,9 +128,7 @@ async def home(request: Request) -> Response:
 async def queue_page(request: Request) -> Response:
     page = Page(request)
     spec = request.app.state.service.spec
-    deployment = request.query_params.get("deployment") or None
-    if deployment is not None and deployment not in spec.deployments:
-        deployment = None
+    deployment = _deployment(request, request.query_params.get("deployment"))
     tasks = await _call(page.queue.list, deployment, None, QUEUE_LIMIT)
     stats = await _call(page.queue.stats, deployment)
     return page.render(
@@ -143,11 +148,11 @@ async def claim_next(request: Request) -> Response:
     form = await page.form()
     if form is None:
         return page.refused_form()
-    deployment = str(form.get("deployment") or "") or None
+    deployment = _deployment(request, form.get("deployment"))
     view = await _call(page.queue.claim_next, page.reviewer, deployment)
     if view is None:
-        suffix = f"&deployment={deployment}" if deployment else ""
-        return redirect(f"{BASE}?notice=empty{suffix}")
+        query = {"notice": "empty", **({"deployment": deployment} if deployment else {})}
+        return redirect(f"{BASE}?{urlencode(query)}")
     return redirect(f"{BASE}/tasks/{view.task_id}?notice=claimed")
 
 
@@ -157,11 +162,10 @@ async def _explanation(request: Request, view: TaskView) -> dict[str, Any] | Non
     stored: dict[str, Any] | None = decision.get("explanation")
     if stored or not decision:
         return stored
-    compute = getattr(request.app.state.service, "explanation", None)
-    if compute is None:
-        return None
     try:
-        computed: dict[str, Any] = await compute(decision["decision_id"])
+        computed: dict[str, Any] = await request.app.state.service.explanation(
+            decision["decision_id"]
+        )
     except BastionError as exc:
         logger.info("no explanation for decision %s: %s", decision["decision_id"], exc)
         return None
