@@ -36,7 +36,8 @@ def test_write_report_writes_a_png_and_a_page(
     assert png.read_bytes().startswith(PNG_SIGNATURE)
     page = html.read_text(encoding="utf-8")
     assert "Threshold tuning: credit" in page
-    assert f"{result.chosen.t_high:.4g}" in page
+    assert f"decline <code>s ≥ {result.chosen.t_high:.6g}</code>" in page
+    assert f"<td>{result.chosen.t_high:.4f}</td>" in page
     for alternative in result.alternatives:
         assert f"<td>{alternative.label}</td>" in page
     assert "Reliability before" in page

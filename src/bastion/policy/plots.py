@@ -98,14 +98,15 @@ _PAGE = """<!doctype html>
 <style>
 body{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0}th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;
+white-space:nowrap;
 text-align:right}th:first-child,td:first-child{text-align:left}tr.chosen{background:#fdecea;font-weight:600}
 tr.over td{color:#999}img{max-width:100%}code{background:#f4f4f4;padding:0 .2rem}
 </style></head><body>
 <h1>Threshold tuning: {{ deployment }}</h1>
-<p>{{ cases }} labelled cases, {{ positives }} adverse ({{ "%.1f"|format(prevalence * 100) }} %).
-Costs: declining a good case {{ costs.fp }}, approving a bad case {{ costs.fn }},
-a review {{ costs.review }}.
-{% if capacity is not none %}Review capacity {{ capacity }} per day at {{ volume }} cases per day.{% endif %}</p>
+<p>{{ "{:,}".format(cases) }} labelled cases, {{ "{:,}".format(positives) }} adverse ({{ "%.1f"|format(prevalence * 100) }} %).
+Costs: declining a good case {{ fmt(costs.fp) }}, approving a bad case {{ fmt(costs.fn) }},
+a review {{ fmt(costs.review) }}.
+{% if capacity is not none %}Review capacity {{ fmt(capacity) }} per day at {{ fmt(volume) }} cases per day.{% endif %}</p>
 <p><strong>Chosen:</strong> approve <code>s &lt; {{ fmt(chosen.t_low) }}</code>, review in between,
 decline <code>s ≥ {{ fmt(chosen.t_high) }}</code>: expected cost {{ fmt(chosen.cost_per_case) }} per case
 {% if chosen.cost_per_day is not none %}({{ "%.2f"|format(chosen.cost_per_day) }} per day){% endif %}.</p>
@@ -114,8 +115,8 @@ decline <code>s ≥ {{ fmt(chosen.t_high) }}</code>: expected cost {{ fmt(chosen
 <table><tr><th>option</th><th>t_low</th><th>t_high</th><th>cost/case</th><th>cost/day</th>
 <th>reviewed</th><th>reviews/day</th><th>FP rate</th><th>FN rate</th><th>fits capacity</th></tr>
 {% for row in rows %}<tr class="{{ 'chosen' if row.label == 'chosen' else ('' if row.within_capacity else 'over') }}">
-<td>{{ row.label }}</td><td>{{ fmt(row.t_low) }}</td><td>{{ fmt(row.t_high) }}</td>
-<td>{{ fmt(row.cost_per_case) }}</td><td>{{ fmt(row.cost_per_day) }}</td>
+<td>{{ row.label }}</td><td>{{ fixed(row.t_low) }}</td><td>{{ fixed(row.t_high) }}</td>
+<td>{{ fixed(row.cost_per_case) }}</td><td>{{ fmt(row.cost_per_day) }}</td>
 <td>{{ "%.1f"|format(row.review_share * 100) }} %</td><td>{{ fmt(row.reviews_per_day) }}</td>
 <td>{{ pct(row.fp_rate) }}</td><td>{{ pct(row.fn_rate) }}</td><td>{{ "yes" if row.within_capacity else "no" }}</td></tr>
 {% endfor %}</table>
@@ -136,7 +137,11 @@ decline <code>s ≥ {{ fmt(chosen.t_high) }}</code>: expected cost {{ fmt(chosen
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    return "-" if value is None else f"{value:,.6g}"
+
+
+def _fixed(value: float) -> str:
+    return f"{value:.4f}"
 
 
 def _pct(value: float | None) -> str:
@@ -166,6 +171,7 @@ def render_html(
         "calibration": calibration,
         "png": base64.b64encode(png).decode("ascii"),
         "fmt": _fmt,
+        "fixed": _fixed,
         "pct": _pct,
     }
     return template.render(context)
