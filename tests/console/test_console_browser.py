@@ -13,6 +13,7 @@ screenshot was made).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,12 +182,13 @@ def test_reviewer_claims_sees_the_explanation_and_resolves_in_a_browser(
     assert task["decision_id"] in routed
     assert [(f.source, f.label) for f in feedback] == [("review", 0)]
 
-    # with JavaScript on, the keyboard shortcut claims the next task
+    # with JavaScript on, the keyboard shortcut claims the next task and the lease counts down
     context = browser.new_context()
     page = context.new_page()
     _sign_in(page, url, review_key)
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
     page.keyboard.press("n")
     expect(page.get_by_text("Task claimed.")).to_be_visible()
+    expect(page.locator(".lease")).to_have_text(re.compile(r"^Yours for 1[0-4]m \d\ds$"))
     assert page.url.rsplit("/", 1)[-1].split("?")[0] != task_id
     context.close()

@@ -1,6 +1,7 @@
 // Progressive enhancement only: every action works without this file.
 // Keyboard shortcuts press the button carrying data-shortcut="<key>"; the queue table
-// reloads itself every data-autorefresh seconds unless the reviewer is typing.
+// reloads itself every data-autorefresh seconds unless the reviewer is typing; a claimed
+// task's lease counts down.
 (function () {
   "use strict";
   document.addEventListener("keydown", function (event) {
@@ -21,5 +22,21 @@
       if (active && (active.tagName === "INPUT" || active.tagName === "SELECT")) return;
       window.location.reload();
     }, seconds * 1000);
+  }
+  var lease = document.querySelector("[data-lease]");
+  if (lease) {
+    var ends = Date.now() + (parseInt(lease.getAttribute("data-lease"), 10) || 0) * 1000;
+    var tick = function () {
+      var left = Math.round((ends - Date.now()) / 1000);
+      if (left <= 0) {
+        lease.textContent = "Lease ran out: reload to claim again";
+        return;
+      }
+      var minutes = Math.floor(left / 60);
+      var seconds = left % 60;
+      lease.textContent = "Yours for " + minutes + "m " + (seconds < 10 ? "0" : "") + seconds + "s";
+      window.setTimeout(tick, 1000);
+    };
+    tick();
   }
 })();
