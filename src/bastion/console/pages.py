@@ -42,7 +42,6 @@ NOTICES = {
     "escalated": "Task escalated to a senior reviewer.",
     "resolved": "Verdict recorded. It is now a training label (source: review).",
     "empty": "Nothing to claim: no open task in this queue.",
-    "signed-in": "Signed in.",
 }
 #: what a task page's forms post to (``/tasks/{task_id}/<action>``)
 ACTIONS = ("claim", "release", "escalate", "resolve")
