@@ -28,10 +28,15 @@ class Loaded:
         return self.case.frame
 
     def records(self, rows: int = 20) -> list[dict[str, Any]]:
-        return [
-            {str(k): (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
-            for row in self.frame.head(rows).to_dict("records")
-        ]
+        return records(self.frame.head(rows))
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The frame's rows as request records: NaN becomes None, as in a JSON request."""
+    return [
+        {str(k): (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
 
 
 def load(case: Case, tmp: Path) -> Loaded:

@@ -88,7 +88,17 @@ class TreeShapExplainer(Explainer):
             native = self._native(matrix)
             phi, base = native[:, :, :-1], native[:, :, -1]
             raw = self._source.native_raw(matrix)
-        return [self._one(phi[i], base[i], raw[i]) for i in range(len(rows))]
+        methods = [self.method] * len(rows)
+        if self._source.unsure is not None and self._source.native_records is not None:
+            flagged = [i for i, flag in enumerate(self._source.unsure(rows)) if flag]
+            if flagged:
+                native, native_raw = self._source.native_records([rows[i] for i in flagged])
+                phi, base, raw = phi.copy(), np.array(base), raw.copy()
+                phi[flagged], base[flagged] = native[:, :, :-1], native[:, :, -1]
+                raw[flagged] = native_raw
+                for i in flagged:
+                    methods[i] = self._source.native_method
+        return [self._one(phi[i], base[i], raw[i], methods[i]) for i in range(len(rows))]
 
     def _encode(self, rows: Sequence[Mapping[str, Any]]) -> Floats:
         try:
@@ -104,13 +114,13 @@ class TreeShapExplainer(Explainer):
             raise RuntimeError("no native contributions")
         return contributions(matrix)
 
-    def _one(self, phi: Floats, base: Floats, raw: Floats) -> Explanation:
+    def _one(self, phi: Floats, base: Floats, raw: Floats, method: str) -> Explanation:
         k = int(np.argmax(raw)) if self._n_outputs > 1 else 0
         contributions: dict[str, float] = {}
         for field, value in zip(self.fields, phi[k].tolist(), strict=True):
             contributions[field] = contributions.get(field, 0.0) + value
         return make_explanation(
-            self.method,
+            method,
             float(base[k]),
             contributions,
             self._source.output,

@@ -48,6 +48,13 @@ class TreeSource:
         The framework rounds inputs to float32 before comparing them with thresholds.
     native_method : str
         What `Explanation.method` says when `native_contributions` are used.
+    unsure : callable or None
+        Records to a per-row flag: the framework reads this row in a way the encoding
+        cannot reproduce (XGBoost and categories it never saw); such rows are explained
+        by `native_records`.
+    native_records : callable or None
+        Records to the framework's own ``(contributions, raw)``, read exactly as the
+        adapter reads them.
     tolerance : float
         How closely the framework's raw output is reproduced (relative to its scale):
         float64 sums for LightGBM and scikit-learn, float32 sums for XGBoost.
@@ -64,6 +71,8 @@ class TreeSource:
     float32: bool = False
     native_method: str = "tree_shap_native"
     tolerance: float = 1e-9
+    unsure: Callable[[Rows], list[bool]] | None = None
+    native_records: Callable[[Rows], tuple[Floats, Floats]] | None = None
 
 
 def probe_matrix(splits: Splits, n_features: int, rows: int = 256, seed: int = 0) -> Floats:

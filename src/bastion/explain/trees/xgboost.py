@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bastion.explain.explanation import Output
 from bastion.explain.trees.model import CATEGORY_RIGHT, LESS, MISSING_DEFAULT, Floats, Tree
@@ -105,6 +106,30 @@ def xgboost_source(adapter: XGBoostAdapter) -> TreeSource:
         values = booster.predict(dmatrix(matrix), pred_contribs=True)
         return np.asarray(values, dtype=np.float64).reshape(len(matrix), n_outputs, -1)
 
+    def unsure(rows: Rows) -> list[bool]:
+        # XGBoost re-codes a category it never saw in its own way: leave those rows to it
+        return [
+            any(row[names[i]] is not None and row[names[i]] not in m for i, m in codes.items())
+            for row in rows
+        ]
+
+    def native_records(rows: Rows) -> tuple[Floats, Floats]:
+        # the DMatrix exactly as XGBoostAdapter.predict builds it
+        frame = pd.DataFrame({name: [row[name] for row in rows] for name in names})
+        columns = {
+            name: frame[name].astype("category")
+            if codes.get(i) is not None
+            else pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
+            for i, name in enumerate(names)
+        }
+        data = xgboost.DMatrix(pd.DataFrame(columns), enable_categorical=True)
+        contributions = booster.predict(data, pred_contribs=True)
+        raw = booster.predict(data, output_margin=True)
+        return (
+            np.asarray(contributions, dtype=np.float64).reshape(len(rows), n_outputs, -1),
+            np.asarray(raw, dtype=np.float64).reshape(len(rows), n_outputs),
+        )
+
     if adapter.task == "regression":
         output: Output = "value"
         targets: list[Label | None] = [None]
@@ -123,4 +148,6 @@ def xgboost_source(adapter: XGBoostAdapter) -> TreeSource:
         float32=True,
         # XGBoost adds up leaves in float32: its raw output is only that exact
         tolerance=1e-5,
+        unsure=unsure if codes else None,
+        native_records=native_records,
     )
