@@ -216,6 +216,7 @@ def _numeric(
         (reference.count, current.count),
         (_missing(reference), _missing(current)),
         0.0,
+        current.rows,
     )
 
 
@@ -246,6 +247,7 @@ def _categorical(
             current.missing / current.rows if current.rows else 0.0,
         ),
         unseen / current.present if current.present else 0.0,
+        current.rows,
     )
 
 
@@ -263,11 +265,14 @@ def _verdict(
     rows: tuple[int, int],
     missing: tuple[float, float],
     unseen_share: float,
+    window_rows: int,
 ) -> FeatureDrift:
     chosen = next(s for s in reversed(statistics) if s.method == method)
     drifted = is_drift(method, chosen.score, threshold)
     note = None
-    if rows[0] == 0 and rows[1] == 0:
+    if window_rows == 0:
+        note, drifted = "the window has no rows", False
+    elif rows[0] == 0 and rows[1] == 0:
         note, drifted = "no values in the reference or the window", False
     elif rows[0] == 0:
         note, drifted = "the reference has no values; the window has some", True
