@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from bastion.cli import audit, keys, models, policy, privacy, review, serve, spec
+from bastion.cli import audit, explain, keys, models, policy, privacy, review, serve, spec
 from bastion.cli.common import errors
 from bastion.errors import BastionError
 
@@ -27,6 +27,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(policy.app, name="policy")
 app.add_typer(review.app, name="review")
+app.add_typer(explain.app, name="explain")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 
