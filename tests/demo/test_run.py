@@ -32,5 +32,14 @@ def test_demo_serves_traffic_and_prints_summary(
     assert len(tokens) == 1, "the demo key is printed exactly once"
     assert f"export BASTION_KEY={tokens[0]}" in output
     assert 'curl -s -H "Authorization: Bearer $BASTION_KEY"' in output
-    assert load_spec(tmp_path / "bastion.yaml").deployments["credit"].model.stage == "production"
+    spec = load_spec(tmp_path / "bastion.yaml").deployments["credit"]
+    assert spec.model.stage == "production"
+    assert spec.policy is not None
+    assert spec.explain is not None
+    assert [rule.name for rule in spec.policy.rules] == ["underage", "loan_above_income"]
     assert (tmp_path / ".bastion" / "bastion.db").exists()
+    assert "An explained decline" in output
+    assert re.search(r"^  R\d\d ", output, re.MULTILINE), "reason codes from the reason map"
+    assert "A review task" in output
+    assert "by rule underage (reason AGE_BELOW_18)" in output
+    assert "/explanation" in output

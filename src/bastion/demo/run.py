@@ -1,4 +1,11 @@
-"""`bastion demo`: data, model, registry, spec, a real server process and real traffic."""
+"""`bastion demo`: data, model, registry, spec, a real server process and real traffic.
+
+The spec it writes is a small but realistic credit policy: two CEL rules (an applicant
+under 18 is declined, a loan larger than a year's income goes to a person), score bands,
+a review queue with a capacity and a little exploration, and explanations with reason
+codes for every decline. After the traffic it shows an explained decline, a review task
+and a decision made by a rule.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,8 @@ from rich.table import Table
 
 from bastion.demo.data import LABEL, REQUEST_COLUMNS, generate_applications
 from bastion.demo.train import train_model
+from bastion.explain.config import ExplainConfig
+from bastion.policy.config import PolicyConfig
 from bastion.registry import ArtifactStore, Registry
 from bastion.settings import Settings
 from bastion.spec import Deployment, ModelRef, Spec, dump_spec
@@ -30,6 +39,50 @@ from bastion.store.notify import open_change_feed
 MODEL_NAME = "credit-risk"
 DEPLOYMENT = "credit"
 
+#: the demo's credit policy: rules first, then score bands; declines are explained
+POLICY = PolicyConfig.model_validate(
+    {
+        "version": "credit-demo-1",
+        "rules": [
+            {
+                "name": "underage",
+                "when": "features.age < 18.0",
+                "outcome": "decline",
+                "reason": "AGE_BELOW_18",
+            },
+            {
+                "name": "loan_above_income",
+                "when": "features.amount > features.income",
+                "outcome": "review",
+                "reason": "LOAN_TO_INCOME",
+            },
+        ],
+        "bands": {"approve_below": 0.10, "decline_at_or_above": 0.30},
+        "fallback": {"outcome": "review", "reason": "MODEL_UNAVAILABLE"},
+        "review": {
+            # expected loss first: the riskiest large loans are reviewed soonest
+            "priority": "prediction == null ? 0.0 : prediction.score * features.amount",
+            "sla_minutes": 240,
+            "capacity": 100,
+            "overflow": "nearest_band",
+            "exploration": 0.02,
+        },
+    }
+)
+EXPLAIN = ExplainConfig.model_validate(
+    {
+        "mode": "adverse",
+        "top_k": 3,
+        "reasons": {
+            "debt_ratio": {"code": "R12", "text": "Existing debt is high relative to income"},
+            "utilization": {"code": "R14", "text": "Card balances are high relative to limits"},
+            "income": {"code": "R03", "text": "Income is low for the amount requested"},
+            "amount": {"code": "R05", "text": "The amount requested is high"},
+            "employment_years": {"code": "R09", "text": "Time with the current employer is short"},
+        },
+    }
+)
+
 
 @dataclass(frozen=True)
 class TrafficSummary:
@@ -38,6 +91,8 @@ class TrafficSummary:
     latencies_ms: list[float]
     outcomes: Counter[Any]
     first_decision_id: str | None
+    #: the first decision answered with each outcome
+    examples: dict[Any, dict[str, Any]] = field(default_factory=dict)
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
@@ -80,6 +135,8 @@ def prepare(
             DEPLOYMENT: Deployment(
                 model=ModelRef(name=MODEL_NAME, stage="production"),
                 description="Credit default risk for new applications.",
+                policy=POLICY,
+                explain=EXPLAIN,
             )
         }
     )
@@ -156,6 +213,7 @@ async def send_traffic(
 ) -> TrafficSummary:
     latencies: list[float] = []
     outcomes: Counter[Any] = Counter()
+    examples: dict[Any, dict[str, Any]] = {}
     failed = 0
     first: list[str] = []
     queue = list(reversed(bodies))
@@ -172,13 +230,16 @@ async def send_traffic(
                 continue
             decision = response.json()
             outcomes[decision["outcome"]] += 1
+            examples.setdefault(decision["outcome"], decision)
             if not first:
                 first.append(decision["decision_id"])
 
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=30, headers=headers) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-    return TrafficSummary(len(bodies), failed, latencies, outcomes, first[0] if first else None)
+    return TrafficSummary(
+        len(bodies), failed, latencies, outcomes, first[0] if first else None, examples
+    )
 
 
 def print_summary(
@@ -210,9 +271,69 @@ def print_summary(
     if summary.first_decision_id:
         decision = f"{url}/v1/decisions/{summary.first_decision_id}"
         lines.insert(2, f"  decision:  curl -s {auth} {decision}")
+    decline = summary.examples.get("decline")
+    if decline is not None:
+        explanation = f"{url}/v1/decisions/{decline['decision_id']}/explanation"
+        lines.insert(3, f"  explain:   curl -s {auth} {explanation}")
+    lines.insert(-2, f"  review:    curl -s {auth} {url}/v1/review/tasks")
     console.print("\n[bold]Try it[/]")
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON body; a clear error naming the request when it is not a 200."""
+    if response.status_code != 200:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}: {response.text[:500]}"
+        )
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def show_decisions(
+    console: Console, url: str, token: str, summary: TrafficSummary, example: dict[str, Any]
+) -> None:
+    """An explained decline, a review task and a rule's decision, fetched from the server."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        decline = summary.examples.get("decline")
+        if decline is not None:
+            explanation = _json(client.get(f"/v1/decisions/{decline['decision_id']}/explanation"))
+            console.print(
+                f"\n[bold]An explained decline[/] {decline['decision_id']} "
+                f"(score {decline['prediction']['score']:.3f}, "
+                f"{explanation['method']}, additivity error "
+                f"{explanation['additivity_error']:.1e}):",
+                highlight=False,
+            )
+            for reason in decline.get("reasons", []):
+                console.print(
+                    f"  {reason['code']:<6} {reason['text']} "
+                    f"(+{reason['contribution']:.3f} {explanation['output']})",
+                    highlight=False,
+                    markup=False,
+                )
+        review = summary.examples.get("review")
+        routed = None if review is None else review["policy"]["review"]
+        if review is not None and routed is not None:
+            task = _json(client.get(f"/v1/review/tasks/{routed['task_id']}"))
+            policy = review["policy"]
+            sent_by = f"rule {policy['rule']}" if policy["rule"] else f"{policy['band']} band"
+            console.print(
+                f"\n[bold]A review task[/] {task['task_id']} for decision {task['decision_id']}: "
+                f"sent by the {sent_by}, priority {task['priority']:.1f}, due {task['due_at']}, "
+                f"status {task['status']}",
+                highlight=False,
+            )
+        minor = {**example, "features": {**example["features"], "age": 17}}
+        decided = _json(client.post(f"/v1/deployments/{DEPLOYMENT}/decide", json=minor))
+        console.print(
+            f"\n[bold]A rule's decision[/] for a 17-year-old applicant: {decided['outcome']} "
+            f"by rule {decided['policy']['rule']} (reason {decided['policy']['reason']})",
+            highlight=False,
+        )
 
 
 def run_demo(console: Console, *, port: int, n_requests: int, n_rows: int, wait: bool) -> None:
@@ -230,6 +351,7 @@ def run_demo(console: Console, *, port: int, n_requests: int, n_rows: int, wait:
         traffic = (bodies * (n_requests // len(bodies) + 1))[:n_requests]
         summary = asyncio.run(send_traffic(url, traffic, token))
         print_summary(console, summary, url, traffic[0], token)
+        show_decisions(console, url, token, summary, traffic[0])
         if wait:
             console.print("\nserving until Ctrl-C …")
             while process.poll() is None:
