@@ -205,12 +205,8 @@ def review_stats(
 ) -> None:
     """Queue depth, oldest unresolved task, overdue tasks and counts by status."""
     with open_queue(spec, need_spec=False) as queue:
-        per_deployment = queue.stats_by_deployment()
-    rows = {
-        name: stats
-        for name, stats in sorted(per_deployment.items())
-        if deployment is None or name == deployment
-    }
+        per_deployment = queue.stats_by_deployment(deployment)
+    rows = dict(sorted(per_deployment.items()))
     if as_json:
         _print_json({name: stats.to_dict() for name, stats in rows.items()})
         return

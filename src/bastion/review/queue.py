@@ -102,27 +102,31 @@ class ReviewQueue:
 
     def stats(self, deployment: str | None = None) -> QueueStats:
         """Depth, oldest unresolved age, overdue count and counts by status."""
-        by_deployment = self.stats_by_deployment()
+        by_deployment = self.stats_by_deployment(deployment)
         if deployment is not None:
             return by_deployment.get(deployment, QueueStats(deployment))
         return QueueStats.combined(by_deployment.values())
 
-    def stats_by_deployment(self, *, resolved: bool = True) -> dict[str, QueueStats]:
-        """`stats` of every deployment that has tasks, in one query; `resolved=False` skips
-        counting resolved tasks (their count then reads 0), which keeps frequent refreshes
-        cheap however long the history grows."""
+    def stats_by_deployment(
+        self, deployment: str | None = None, *, resolved: bool = True
+    ) -> dict[str, QueueStats]:
+        """`stats` of every deployment that has tasks (or of one), in one query.
+
+        `resolved=False` skips counting resolved tasks (their count then reads 0), which
+        keeps frequent refreshes cheap however long the history grows.
+        """
         now = self.clock()
         with self.database.transaction() as session:
-            counts = tasks.status_counts(session, now, resolved=resolved)
+            counts = tasks.status_counts(session, now, deployment=deployment, resolved=resolved)
         out: dict[str, QueueStats] = {}
-        for deployment, status, overdue, count, oldest in counts:
-            current = out.get(deployment, QueueStats(deployment))
+        for name, status, overdue, count, oldest in counts:
+            current = out.get(name, QueueStats(name))
             unresolved = status != RESOLVED
             age = (now - oldest).total_seconds() if unresolved and oldest is not None else 0.0
             by_status = dict(current.by_status)
             by_status[status] = by_status.get(status, 0) + count
-            out[deployment] = QueueStats(
-                deployment,
+            out[name] = QueueStats(
+                name,
                 depth=current.depth + (count if unresolved else 0),
                 oldest_age_seconds=max(current.oldest_age_seconds, age),
                 overdue=current.overdue + (count if overdue else 0),

@@ -27,6 +27,8 @@ RESOLVED = "resolved"
 ESCALATED = "escalated"
 #: every status a task can be listed under (a lapsed claim lists as open or escalated)
 STATUSES = (OPEN, CLAIMED, ESCALATED, RESOLVED)
+#: statuses of tasks still waiting for a verdict (named, not negated: the index can use them)
+UNRESOLVED = (OPEN, CLAIMED, ESCALATED)
 #: why a case was routed to review (the `reason` column)
 REASONS = ("band", "rule", "fallback", "exploration")
 
@@ -93,7 +95,7 @@ def claimable(now: datetime) -> ColumnElement[bool]:
     first: resolved tasks, the long history, are never read.
     """
     return and_(
-        ReviewTaskRow.status.in_((OPEN, ESCALATED, CLAIMED)),
+        ReviewTaskRow.status.in_(UNRESOLVED),
         or_(ReviewTaskRow.status != CLAIMED, ReviewTaskRow.lease_expires_at <= now),
     )
 
@@ -198,11 +200,11 @@ def list_tasks(
     if deployment is not None:
         query = query.where(ReviewTaskRow.deployment == deployment)
     if status is None:
-        query = query.where(ReviewTaskRow.status != RESOLVED)
+        query = query.where(ReviewTaskRow.status.in_(UNRESOLVED))
     else:
         query = query.where(has_status(status, now))
     if overdue:
-        query = query.where(ReviewTaskRow.status != RESOLVED, ReviewTaskRow.due_at < now)
+        query = query.where(ReviewTaskRow.status.in_(UNRESOLVED), ReviewTaskRow.due_at < now)
     if status == RESOLVED:
         query = query.order_by(ReviewTaskRow.resolved_at.desc(), ReviewTaskRow.id)
     else:
@@ -212,31 +214,51 @@ def list_tasks(
     return session.scalars(query.limit(limit)).all()
 
 
-def status_counts(session: Session, now: datetime, *, resolved: bool = True) -> list[Any]:
+def status_counts(
+    session: Session, now: datetime, *, deployment: str | None = None, resolved: bool = True
+) -> list[tuple[str, str, bool, int, datetime | None]]:
     """Per deployment, status (as of `now`) and overdue flag: task count and oldest creation.
 
-    One grouped query, whose result is bounded by deployments times statuses. Resolved tasks
-    pile up forever; `resolved=False` leaves them out, for the frequent refreshes that only
-    need the unresolved counts.
+    Unresolved tasks are grouped in one query that reads only them (the status index);
+    resolved ones, the history that grows forever, are only counted, from the index alone,
+    and only if `resolved` (frequent refreshes leave them out). The result is bounded by
+    deployments times statuses.
     """
     lapsed = _lapsed(now)
-    overdue = and_(ReviewTaskRow.status != RESOLVED, ReviewTaskRow.due_at < now)
     effective = case(
         (and_(lapsed, ReviewTaskRow.escalation_level > 0), ESCALATED),
         (lapsed, OPEN),
         else_=ReviewTaskRow.status,
     ).label("status")
-    overdue_flag = case((overdue, 1), else_=0).label("overdue")
-    query = select(
-        ReviewTaskRow.deployment,
-        effective,
-        overdue_flag,
-        func.count().label("tasks"),
-        func.min(ReviewTaskRow.created_at).label("oldest"),
-    ).group_by(ReviewTaskRow.deployment, effective, overdue_flag)
-    if not resolved:
-        query = query.where(ReviewTaskRow.status.in_((OPEN, CLAIMED, ESCALATED)))
-    return list(session.execute(query).all())
+    overdue = case((ReviewTaskRow.due_at < now, 1), else_=0).label("overdue")
+    unresolved = (
+        select(
+            ReviewTaskRow.deployment,
+            effective,
+            overdue,
+            func.count().label("tasks"),
+            func.min(ReviewTaskRow.created_at).label("oldest"),
+        )
+        .where(ReviewTaskRow.status.in_(UNRESOLVED))
+        .group_by(ReviewTaskRow.deployment, effective, overdue)
+    )
+    done = (
+        select(ReviewTaskRow.deployment, func.count().label("tasks"))
+        .where(ReviewTaskRow.status == RESOLVED)
+        .group_by(ReviewTaskRow.deployment)
+    )
+    if deployment is not None:
+        unresolved = unresolved.where(ReviewTaskRow.deployment == deployment)
+        done = done.where(ReviewTaskRow.deployment == deployment)
+    counts = [
+        (row.deployment, row.status, bool(row.overdue), int(row.tasks), row.oldest)
+        for row in session.execute(unresolved)
+    ]
+    if resolved:
+        counts += [
+            (row.deployment, RESOLVED, False, int(row.tasks), None) for row in session.execute(done)
+        ]
+    return counts
 
 
 def tasks_for_subjects(session: Session, keys: Sequence[str]) -> Sequence[ReviewTaskRow]:
