@@ -25,9 +25,6 @@ from bastion.explain.trees.tables import LeafTables, TablesTooLarge, build_table
 
 logger = logging.getLogger(__name__)
 
-#: LightGBM's kZeroThreshold, a float32 constant
-_TINY = float(np.float32(1e-35))
-
 
 class TreeShapExplainer(Explainer):
     """Explains a tree ensemble from a `TreeSource`; see the module docstring."""
@@ -61,12 +58,15 @@ class TreeShapExplainer(Explainer):
         self.method = "tree_shap"
 
     def _kernel(self, matrix: Floats, tables: LeafTables) -> tuple[Floats, Floats]:
-        if self._source.tiny_is_zero:
-            matrix = np.where(np.abs(matrix) <= _TINY, 0.0, matrix)
-        if self._source.float32:
-            matrix = matrix.astype(np.float32).astype(np.float64)
         return explain_matrix(
-            matrix, self._splits, self._edges, tables, self._n_outputs, self._n_features
+            matrix,
+            self._splits,
+            self._edges,
+            tables,
+            self._n_outputs,
+            self._n_features,
+            round_to_float32=self._source.float32,
+            tiny_is_zero=self._source.tiny_is_zero,
         )
 
     def _fallback(self, reason: str) -> None:
@@ -82,7 +82,7 @@ class TreeShapExplainer(Explainer):
         matrix = self._encode(rows)
         if self._tables is not None:
             phi, raw = self._kernel(matrix, self._tables)
-            base = np.broadcast_to(self._expected + self._offset, raw.shape)
+            base = np.repeat((self._expected + self._offset)[None, :], len(raw), axis=0)
             raw = raw + self._offset
         else:
             native = self._native(matrix)
@@ -93,12 +93,12 @@ class TreeShapExplainer(Explainer):
             flagged = [i for i, flag in enumerate(self._source.unsure(rows)) if flag]
             if flagged:
                 native, native_raw = self._source.native_records([rows[i] for i in flagged])
-                phi, base, raw = phi.copy(), np.array(base), raw.copy()
+                phi, base, raw = phi.copy(), base.copy(), raw.copy()
                 phi[flagged], base[flagged] = native[:, :, :-1], native[:, :, -1]
                 raw[flagged] = native_raw
                 for i in flagged:
                     methods[i] = self._source.native_method
-        return [self._one(phi[i], base[i], raw[i], methods[i]) for i in range(len(rows))]
+        return self._explanations(phi, base, raw, methods)
 
     def _encode(self, rows: Sequence[Mapping[str, Any]]) -> Floats:
         try:
@@ -114,16 +114,23 @@ class TreeShapExplainer(Explainer):
             raise RuntimeError("no native contributions")
         return contributions(matrix)
 
-    def _one(self, phi: Floats, base: Floats, raw: Floats, method: str) -> Explanation:
-        k = int(np.argmax(raw)) if self._n_outputs > 1 else 0
-        contributions: dict[str, float] = {}
-        for field, value in zip(self.fields, phi[k].tolist(), strict=True):
-            contributions[field] = contributions.get(field, 0.0) + value
-        return make_explanation(
-            method,
-            float(base[k]),
-            contributions,
-            self._source.output,
-            float(raw[k]),
-            target=self._source.targets[k],
-        )
+    def _explanations(
+        self, phi: Floats, base: Floats, raw: Floats, methods: list[str]
+    ) -> list[Explanation]:
+        """One explanation per row, of the positive class, the value, or the top class."""
+        n = len(raw)
+        picks = np.zeros(n, dtype=np.int64) if self._n_outputs == 1 else raw.argmax(axis=1)
+        every = np.arange(n)
+        contributions = phi[every, picks].tolist()
+        bases, margins = base[every, picks].tolist(), raw[every, picks].tolist()
+        return [
+            make_explanation(
+                methods[i],
+                bases[i],
+                dict(zip(self.fields, contributions[i], strict=True)),
+                self._source.output,
+                margins[i],
+                target=self._source.targets[int(picks[i])],
+            )
+            for i in range(n)
+        ]

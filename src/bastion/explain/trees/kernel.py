@@ -72,6 +72,8 @@ def _goes_left(
 
 def _explain(
     matrix: Any,
+    round_to_float32: bool,
+    tiny_is_zero: bool,
     feature: Any,
     threshold: Any,
     kind: Any,
@@ -98,13 +100,22 @@ def _explain(
 ) -> None:
     n_splits = feature.shape[0]
     n_leaves = depth.shape[0]
-    left = np.empty(n_splits, dtype=np.int64)
+    x = np.empty(matrix.shape[1], dtype=np.float64)
+    left = np.empty(n_splits, dtype=np.int8)
     failed = np.empty(parent.shape[0], dtype=np.int64)
     buffer = np.empty(entry.shape[0], dtype=np.float64)
     for row in range(matrix.shape[0]):
+        # the row as the framework reads it
+        for f in range(matrix.shape[1]):
+            v = matrix[row, f]
+            if round_to_float32:
+                v = np.float64(np.float32(v))
+            if tiny_is_zero and -_ZERO <= v <= _ZERO:
+                v = 0.0
+            x[f] = v
         for s in range(n_splits):
             goes = _goes_left(
-                matrix[row, feature[s]],
+                x[feature[s]],
                 kind[s],
                 threshold[s],
                 missing[s],
@@ -120,14 +131,14 @@ def _explain(
             if up < 0:
                 failed[node] = 0
             else:
-                missed = left[edge_split[node]] ^ edge_left[node]
-                failed[node] = failed[up] | (missed << edge_slot[node])
+                missed = np.int64(left[edge_split[node]] ^ edge_left[node])
+                failed[node] = failed[up] | (missed << np.int64(edge_slot[node]))
         for leaf in range(n_leaves):
             miss = failed[position[leaf]]
-            d = depth[leaf]
+            d = np.int64(depth[leaf])
             if miss == 0:
                 raw[row, output[leaf]] += value[leaf]
-            base = table_start[leaf] + (((1 << d) - 1) & ~miss) * d
+            base = np.int64(table_start[leaf]) + (((1 << d) - 1) & ~miss) * d
             first = entry_start[leaf]
             for k in range(d):
                 buffer[entry[first + k]] = table[base + k]
@@ -138,10 +149,10 @@ def _explain(
             phi[row, column] = total
 
 
-_jit = numba.njit(cache=True, nogil=True)
-_contains = _jit(_contains)
-_goes_left = _jit(_goes_left)
-_compiled = cast(Callable[..., None], _jit(_explain))
+_inline = numba.njit(cache=True, nogil=True, inline="always")
+_contains = _inline(_contains)
+_goes_left = _inline(_goes_left)
+_compiled = cast(Callable[..., None], numba.njit(cache=True, nogil=True)(_explain))
 
 
 def explain_matrix(
@@ -151,6 +162,9 @@ def explain_matrix(
     tables: LeafTables,
     n_outputs: int,
     n_features: int,
+    *,
+    round_to_float32: bool = False,
+    tiny_is_zero: bool = False,
 ) -> tuple[Floats, Floats]:
     """Contributions and raw leaf sums for a model-space matrix.
 
@@ -158,6 +172,9 @@ def explain_matrix(
     ----------
     matrix : ndarray of shape (n, n_features)
         Rows as the model sees them (category codes, NaN for missing).
+    round_to_float32, tiny_is_zero : bool
+        Read inputs as XGBoost and scikit-learn do (rounded to float32) or as LightGBM
+        does (``|x| <= 1e-35`` is 0).
 
     Returns
     -------
@@ -169,6 +186,8 @@ def explain_matrix(
     raw = np.zeros((matrix.shape[0], n_outputs))
     _compiled(
         np.ascontiguousarray(matrix, dtype=np.float64),
+        round_to_float32,
+        tiny_is_zero,
         splits.feature,
         splits.threshold,
         splits.kind,

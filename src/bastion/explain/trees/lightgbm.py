@@ -78,17 +78,21 @@ def lightgbm_source(adapter: LightGBMAdapter) -> TreeSource:
     }
     per_iteration = int(dump.get("num_tree_per_iteration", 1))
 
+    columns = [(name, codes.get(index)) for index, name in enumerate(names)]
+
     def encode(rows: Rows) -> Floats:
         # the same conversion as LightGBMAdapter.predict_records: unseen categories and
         # None become NaN
-        matrix = np.empty((len(rows), len(names)), dtype=np.float64)
-        for index, name in enumerate(names):
-            mapping = codes.get(index)
-            if mapping is not None:
-                matrix[:, index] = [mapping.get(row[name], np.nan) for row in rows]
-            else:
-                matrix[:, index] = np.array([row[name] for row in rows], dtype=np.float64)
-        return matrix
+        return np.array(
+            [
+                [
+                    row[name] if mapping is None else mapping.get(row[name], np.nan)
+                    for name, mapping in columns
+                ]
+                for row in rows
+            ],
+            dtype=np.float64,
+        ).reshape(len(rows), len(names))
 
     def native_raw(matrix: Floats) -> Floats:
         raw = booster.predict(matrix, raw_score=True, num_threads=1)

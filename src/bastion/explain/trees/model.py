@@ -8,6 +8,7 @@ scikit-learn disagree on ``<`` vs ``<=``, on missing values and on categorical s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +29,9 @@ MISSING_AS_ZERO = 1
 #: NaN and zero follow default_left (LightGBM missing_type Zero)
 MISSING_ZERO = 2
 
-Ints = npt.NDArray[np.int64]
+#: index and code arrays; the kernel reads them for every row, so they are kept narrow
+#: (int32 indices, int8 flags) to stay in cache
+Ints = npt.NDArray[np.signedinteger[Any]]
 Floats = npt.NDArray[np.float64]
 
 
@@ -207,19 +210,23 @@ def collect(trees: list[Tree]) -> tuple[Splits, Edges, list[Leaf], Floats]:
     order = np.lexsort((_ints(built.feature), _ints(built.missing), _ints(built.kind)))
     number = np.empty_like(order)
     number[order] = np.arange(len(order))
-    starts, ends = _ints(built.starts)[order], _ints(built.ends)[order]
     splits = Splits(
-        feature=_ints(built.feature)[order],
+        feature=_ints(built.feature)[order].astype(np.int32),
         threshold=np.asarray(built.threshold, dtype=np.float64)[order],
-        kind=_ints(built.kind)[order],
-        missing=_ints(built.missing)[order],
-        default_left=_ints(built.default_left)[order],
-        category_start=starts,
-        category_end=ends,
-        categories=_ints(built.categories),
+        kind=_ints(built.kind)[order].astype(np.int8),
+        missing=_ints(built.missing)[order].astype(np.int8),
+        default_left=_ints(built.default_left)[order].astype(np.int8),
+        category_start=_ints(built.starts)[order].astype(np.int32),
+        category_end=_ints(built.ends)[order].astype(np.int32),
+        categories=_ints(built.categories).astype(np.int32),
     )
     parent_split = _ints(built.split)
     parent_split = np.where(parent_split >= 0, number[np.maximum(parent_split, 0)], -1)
-    edges = Edges(_ints(built.parent), parent_split, _ints(built.left), _ints(built.slot))
+    edges = Edges(
+        _ints(built.parent).astype(np.int32),
+        parent_split.astype(np.int32),
+        _ints(built.left).astype(np.int8),
+        _ints(built.slot).astype(np.int8),
+    )
     leaves.sort(key=lambda leaf: len(leaf.features))
     return splits, edges, leaves, expected

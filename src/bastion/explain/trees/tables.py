@@ -98,14 +98,15 @@ def build_tables(leaves: list[Leaf], n_features: int) -> LeafTables:
     n_columns = (int(max((leaf.output for leaf in leaves), default=0)) + 1) * n_features
     column_start = np.searchsorted(column[order], np.arange(n_columns + 1))
     return LeafTables(
-        position=np.array([leaf.position for leaf in leaves], dtype=np.int64),
-        depth=depths,
-        table_start=table_start,
-        entry_start=np.asarray(entry_start, dtype=np.int64),
-        entry=entry.astype(np.int64),
-        column_start=column_start.astype(np.int64),
+        position=np.array([leaf.position for leaf in leaves], dtype=np.int32),
+        depth=depths.astype(np.int8),
+        # at most MAX_TABLE_FLOATS, so int32 offsets suffice
+        table_start=table_start.astype(np.int32),
+        entry_start=np.asarray(entry_start, dtype=np.int32),
+        entry=entry.astype(np.int32),
+        column_start=column_start.astype(np.int32),
         value=np.array([leaf.value for leaf in leaves], dtype=np.float64),
-        output=np.array([leaf.output for leaf in leaves], dtype=np.int64),
+        output=np.array([leaf.output for leaf in leaves], dtype=np.int32),
         table=table,
     )
 
