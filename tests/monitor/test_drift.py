@@ -166,3 +166,15 @@ def test_current_profile_must_have_the_reference_features() -> None:
     other = profile_frame(pd.DataFrame({"b": [1.0]}), Schema({"b": "numeric"}))
     with pytest.raises(ValueError, match="no feature 'a'"):
         compare(profile, other)
+
+
+def test_chosen_statistics_only_computes_psi_and_the_chosen_method() -> None:
+    reference = pd.DataFrame({"a": RNG.normal(0, 1, 2000), "c": RNG.choice(["x", "y"], 2000)})
+    current = pd.DataFrame({"a": RNG.normal(1, 1, 2000), "c": RNG.choice(["x", "y"], 2000)})
+    schema = Schema({"a": "numeric", "c": "categorical"})
+    everything = run(reference, current, schema)
+    chosen = run(reference, current, schema, DriftConfig(statistics="chosen"))
+    assert [s.method for s in chosen.feature("a").statistics] == ["psi", "wasserstein"]
+    assert [s.method for s in chosen.feature("c").statistics] == ["psi", "jensenshannon"]
+    assert [s.method for s in everything.feature("a").statistics] == ["psi", "ks", "wasserstein"]
+    assert chosen.feature("a").score == everything.feature("a").score

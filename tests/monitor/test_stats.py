@@ -23,7 +23,9 @@ counts = st.lists(st.integers(0, 50), min_size=1, max_size=8)
 @settings(max_examples=60, deadline=None)
 @given(samples, samples)
 def test_sorted_distances_equal_scipy_wasserstein_and_ks(a: np.ndarray, b: np.ndarray) -> None:
-    wasserstein, d, p_value = stats.sorted_distances(np.sort(a), np.sort(b))
+    a, b = np.sort(a), np.sort(b)
+    wasserstein, d = stats.sorted_distances(a, b)
+    p_value = stats.ks_p_value_of(a, b, d)
     with warnings.catch_warnings():  # scipy's own fallback from the exact p-value
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = scipy_stats.ks_2samp(a, b)
@@ -32,10 +34,15 @@ def test_sorted_distances_equal_scipy_wasserstein_and_ks(a: np.ndarray, b: np.nd
     assert p_value == pytest.approx(expected.pvalue, abs=1e-9)
 
 
-def test_sorted_distances_use_scipys_asymptotic_p_value_for_large_samples() -> None:
+@pytest.mark.parametrize("ties", [False, True])
+def test_sorted_distances_use_scipys_asymptotic_p_value_for_large_samples(ties: bool) -> None:
     rng = np.random.default_rng(1)
     a, b = np.sort(rng.normal(size=12_000)), np.sort(rng.normal(0.02, 1, 15_000))
-    _, d, p_value = stats.sorted_distances(a, b)
+    if ties:  # many equal values, within and across the samples
+        a, b = np.round(a, 1), np.round(b, 1)
+    assert stats.sorted_distances(a, b)[0] == pytest.approx(scipy_stats.wasserstein_distance(a, b), rel=1e-12)
+    _, d = stats.sorted_distances(a, b)
+    p_value = stats.ks_p_value_of(a, b, d)
     expected = scipy_stats.ks_2samp(a, b)
     assert d == pytest.approx(expected.statistic, abs=1e-12)
     assert p_value == pytest.approx(expected.pvalue, abs=1e-9)

@@ -62,6 +62,12 @@ class Sample:
         data = np.asarray(raw, dtype=np.float64)
         return cls(np.sort(data[np.isfinite(data)]))
 
+    def distinct_count(self) -> int:
+        """How many distinct values (one linear pass over the sorted values)."""
+        if self.values.size == 0:
+            return 0
+        return 1 + int(np.count_nonzero(self.values[1:] != self.values[:-1]))
+
     def distinct(self) -> tuple[FloatArray, IntArray]:
         """Distinct values and their counts, by run lengths of the sorted values."""
         if self.values.size == 0:
@@ -76,9 +82,10 @@ def distinct_numeric(
 ) -> int:
     """Distinct finite values in both sides together (more than DISCRETE_LIMIT if unknown)."""
     if raw is not None:
-        ref_values, _ = raw[0].distinct()
-        cur_values, _ = raw[1].distinct()
-        return int(np.union1d(ref_values, cur_values).size)
+        counts = [raw[0].distinct_count(), raw[1].distinct_count()]
+        if max(counts) > DISCRETE_LIMIT:
+            return max(counts)
+        return int(np.union1d(raw[0].distinct()[0], raw[1].distinct()[0]).size)
     if reference.values is not None and current.values is not None:
         return len(reference.values.keys() | current.values.keys())
     return DISCRETE_LIMIT + 1
@@ -89,21 +96,30 @@ def numeric_statistics(
     current: NumericSketch,
     raw: tuple[Sample, Sample] | None,
     chosen: Method,
+    everything: bool = True,
 ) -> list[Statistic]:
-    """PSI, K-S and Wasserstein of a numeric column, plus the chosen method if it is another."""
+    """PSI, K-S and Wasserstein of a numeric column, plus the chosen method if it is another.
+
+    With ``everything`` False only PSI and the chosen method are computed.
+    """
     result = [_psi(reference.all_bins(), current.all_bins())]
-    if raw is not None:
-        distance, d, p_value = stats.sorted_distances(raw[0].values, raw[1].values)
-        wasserstein = stats.normalised_wasserstein(distance, reference.std)
-        result.append(Statistic("ks", p_value, p_value, d))
-        result.append(Statistic("wasserstein", wasserstein, None, wasserstein))
-    else:
-        d, p_value = binned_ks(reference, current)
-        wasserstein = stats.normalised_wasserstein(
-            binned_wasserstein(reference, current), reference.std
-        )
-        result.append(Statistic("ks", p_value, p_value, d, exact=False))
-        result.append(Statistic("wasserstein", wasserstein, None, wasserstein, exact=False))
+    ks, wasserstein = everything or chosen == "ks", everything or chosen == "wasserstein"
+    if raw is not None and (ks or wasserstein):
+        distance, d = stats.sorted_distances(raw[0].values, raw[1].values)
+        if ks:
+            p_value = stats.ks_p_value_of(raw[0].values, raw[1].values, d)
+            result.append(Statistic("ks", p_value, p_value, d))
+        if wasserstein:
+            normalised = stats.normalised_wasserstein(distance, reference.std)
+            result.append(Statistic("wasserstein", normalised, None, normalised))
+    elif raw is None:
+        if ks:
+            d, p_value = binned_ks(reference, current)
+            result.append(Statistic("ks", p_value, p_value, d, exact=False))
+        if wasserstein:
+            approximate = binned_wasserstein(reference, current)
+            normalised = stats.normalised_wasserstein(approximate, reference.std)
+            result.append(Statistic("wasserstein", normalised, None, normalised, exact=False))
     if chosen in ("chisquare", "jensenshannon", "z"):
         ref_counts, cur_counts, exact = _numeric_counts(reference, current, raw, chosen)
         result.append(_counts_statistic(chosen, ref_counts, cur_counts, exact))
@@ -172,9 +188,15 @@ def categorical_counts(
 
 
 def categorical_statistics(
-    reference: CategoricalSketch, current: CategoricalSketch, chosen: Method
+    reference: CategoricalSketch,
+    current: CategoricalSketch,
+    chosen: Method,
+    everything: bool = True,
 ) -> list[Statistic]:
-    """PSI (with a missing bin), chi-square and Jensen-Shannon, plus the Z-test if chosen."""
+    """PSI (with a missing bin), chi-square and Jensen-Shannon, plus the Z-test if chosen.
+
+    With ``everything`` False only PSI and the chosen method are computed.
+    """
     _, ref_counts, cur_counts = categorical_counts(reference, current)
     with_missing = (
         np.append(ref_counts, reference.missing),
@@ -182,7 +204,7 @@ def categorical_statistics(
     )
     result = [_psi(*with_missing)]
     for method in ("chisquare", "jensenshannon", "z"):
-        if method != "z" or chosen == "z":
+        if method == chosen or (everything and method != "z"):
             result.append(_counts_statistic(method, ref_counts, cur_counts, True))
     return result
 

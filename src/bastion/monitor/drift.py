@@ -13,6 +13,7 @@ defined, finite result.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -118,6 +119,7 @@ def compare(
     *,
     reference_values: Mapping[str, FloatArray] | None = None,
     current_values: Mapping[str, FloatArray] | None = None,
+    workers: int = 1,
 ) -> DriftReport:
     """Drift of `current` against `reference`.
 
@@ -128,15 +130,25 @@ def compare(
     reference_values, current_values : raw values of numeric features (and of the
         prediction, under its column name), shape (n,) each; where both sides are given,
         K-S and Wasserstein are exact instead of approximated from bins
+    workers : features compared at once (threads); each holds its raw values meanwhile
     """
     config = config or DriftConfig()
     raw_ref, raw_cur = reference_values or {}, current_values or {}
-    results: list[FeatureDrift] = []
-    for name, sketch in reference.features.items():
-        other = current.features.get(name)
-        if other is None:
-            raise ValueError(f"current profile has no feature {name!r}")
-        results.extend(_feature(name, sketch, other, config, _raw(name, raw_ref, raw_cur)))
+    missing = [name for name in reference.features if name not in current.features]
+    if missing:
+        raise ValueError(f"current profile has no feature {missing[0]!r}")
+
+    def one(name: str) -> list[FeatureDrift]:
+        sketch, other = reference.features[name], current.features[name]
+        return _feature(name, sketch, other, config, _raw(name, raw_ref, raw_cur))
+
+    if workers > 1:
+        # sorting and merging raw values releases the GIL, so threads overlap the big columns
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(one, reference.features))
+    else:
+        parts = [one(name) for name in reference.features]
+    results = [result for part in parts for result in part]
     prediction = None
     if reference.prediction is not None and current.prediction is not None:
         label = reference.prediction_name or "prediction"
@@ -205,7 +217,7 @@ def _numeric(
     method = config.method_for(key, "numeric") or default_method(
         "numeric", reference.count, distinct
     )
-    statistics = numeric_statistics(reference, current, raw, method)
+    statistics = numeric_statistics(reference, current, raw, method, config.statistics == "all")
     return _verdict(
         name,
         descriptor,
@@ -232,7 +244,7 @@ def _categorical(
     method = config.method_for(key, "categorical") or default_method(
         "categorical", reference.present, len(keys)
     )
-    statistics = categorical_statistics(reference, current, method)
+    statistics = categorical_statistics(reference, current, method, config.statistics == "all")
     unseen = sum(int(n) for k, n in zip(keys, cur_counts, strict=True) if k not in reference.counts)
     return _verdict(
         name,

@@ -75,6 +75,11 @@ class DriftConfig(BaseModel):
     correction: Literal["benjamini-hochberg", "none"] = "benjamini-hochberg"
     """How p-values are corrected across features before they are compared with thresholds."""
 
+    statistics: Literal["all", "chosen"] = "all"
+    """``all``: PSI, K-S and Wasserstein (numeric) or chi-square and Jensen-Shannon
+    (categorical) beside the chosen method; ``chosen``: PSI and the chosen method only,
+    which is what Evidently computes and cheaper on large windows."""
+
     def method_for(self, feature: str, kind: Kind) -> Method | None:
         """The configured method for a feature, or None to choose by Evidently's rule."""
         chosen = self.per_feature_method.get(feature) or self.method

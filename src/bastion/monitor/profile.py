@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,9 @@ from bastion.monitor.sketches import (
     sketch_numeric,
 )
 from bastion.monitor.text import build_vocabulary, describe
-from bastion.registry.signature import InputSignature
+
+if TYPE_CHECKING:  # the registry package pulls in the database layer; profiles need not
+    from bastion.registry.signature import InputSignature
 
 FeatureKind = Literal["numeric", "categorical", "text"]
 #: the numeric descriptors of a text column, in report order

@@ -18,6 +18,11 @@ Where the definition follows Evidently (so that results agree to 1e-6):
 * Z-test: two-proportion z-test, two-sided, on "is the first value" indicators.
 * PSI: ``sum((r - c) * ln(r / c))`` with zero shares replaced as in Evidently's
   ``get_binned_data`` (min non-zero share / 1e6 when that is ≤ 1e-4, else 1e-4).
+
+Counts-based statistics use the ``scipy.special`` functions scipy's own implementations
+call (``chdtrc`` for chi-square, ``ndtr`` for the normal CDF, ``rel_entr`` for
+Jensen-Shannon), so results are the same while ``scipy.stats`` - slow to import and
+heavy in memory - is only loaded when a K-S p-value or a correction is needed.
 """
 
 from __future__ import annotations
@@ -27,8 +32,7 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy import stats
-from scipy.spatial import distance
+from scipy import special
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -74,9 +78,12 @@ def jensen_shannon(reference: IntArray | FloatArray, current: IntArray | FloatAr
     """Jensen-Shannon distance (natural log, in [0, √ln 2]) of two count vectors."""
     if np.sum(reference) == 0 or np.sum(current) == 0:
         return 0.0
-    value = float(distance.jensenshannon(shares(reference), shares(current)))
+    # scipy.spatial.distance.jensenshannon, step by step
+    p, q = shares(reference), shares(current)
+    middle = (p + q) / 2.0
+    divergence = float(np.sum(special.rel_entr(p, middle)) + np.sum(special.rel_entr(q, middle)))
     # identical shares can round to a tiny negative divergence, whose square root is NaN
-    return value if math.isfinite(value) else 0.0
+    return math.sqrt(divergence / 2.0) if divergence > 0 else 0.0
 
 
 def chi_square(reference: IntArray, current: IntArray) -> tuple[float, float]:
@@ -89,12 +96,12 @@ def chi_square(reference: IntArray, current: IntArray) -> tuple[float, float]:
     if n_ref == 0 or n_cur == 0 or len(reference) < 2:
         return 0.0, 1.0
     expected = reference.astype(np.float64) * (n_cur / n_ref)
+    # scipy.stats.chisquare: sum((obs - exp)^2 / exp), survival function of chi2(k - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        result = stats.chisquare(current.astype(np.float64), expected)
-    statistic, p_value = float(result.statistic), float(result.pvalue)
+        statistic = float(np.sum((current - expected) ** 2 / expected))
     if math.isnan(statistic):
         return 0.0, 1.0
-    return statistic, 0.0 if math.isnan(p_value) else p_value
+    return statistic, float(special.chdtrc(len(reference) - 1, statistic))
 
 
 def cramers_v(reference: IntArray, current: IntArray) -> float:
@@ -103,7 +110,8 @@ def cramers_v(reference: IntArray, current: IntArray) -> float:
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return 0.0
-    chi2 = float(stats.chi2_contingency(table, correction=False).statistic)
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    chi2 = float(np.sum((table - expected) ** 2 / expected))
     return float(min(1.0, math.sqrt(chi2 / table.sum())))
 
 
@@ -126,7 +134,7 @@ def z_test(reference: IntArray, current: IntArray) -> tuple[float, float]:
     if spread == 0.0:
         return 0.0, 1.0
     z = abs(p1 - p2) / spread
-    return z, float(2 * (1 - stats.norm.cdf(z)))
+    return z, float(2 * (1 - special.ndtr(z)))
 
 
 def cohens_h(reference: IntArray, current: IntArray) -> float:
@@ -144,6 +152,8 @@ def ks_two_sample(reference: FloatArray, current: FloatArray) -> tuple[float, fl
     """Kolmogorov-Smirnov D and two-sided p-value, as ``scipy.stats.ks_2samp`` (method auto)."""
     if reference.size == 0 or current.size == 0:
         return 0.0, 1.0
+    from scipy import stats
+
     with warnings.catch_warnings():
         # scipy warns when it falls back from the exact to the asymptotic p-value
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -156,34 +166,59 @@ def ks_p_value(statistic: float, n_reference: int, n_current: int) -> float:
     """Asymptotic two-sided K-S p-value for D, as ``ks_2samp(method="asymp")`` computes it."""
     if n_reference == 0 or n_current == 0:
         return 1.0
+    from scipy import stats
+
     effective = float(np.round(n_reference * n_current / (n_reference + n_current)))
     return float(np.clip(stats.kstwo.sf(statistic, max(effective, 1.0)), 0.0, 1.0))
 
 
-def sorted_distances(reference: FloatArray, current: FloatArray) -> tuple[float, float, float]:
-    """Wasserstein distance, K-S D and K-S p-value of two *sorted* samples in one pass.
+def sorted_distances(reference: FloatArray, current: FloatArray) -> tuple[float, float]:
+    """Wasserstein distance and K-S D of two *sorted* samples in one pass.
 
     Both empirical CDFs are step functions, constant between consecutive pooled values, so
     Wasserstein is ``sum(|F_ref - F_cur| * gap)`` and D is ``max |F_ref - F_cur|`` over the
-    pooled values — what scipy computes, without sorting again: a stable sort of two sorted
-    runs is a linear merge, which is what makes million-row windows cheap. Above scipy's
-    exact-mode limit (10,000 rows) the p-value is scipy's asymptotic one; below it, scipy's
-    exact computation is called.
+    pooled values, which is what scipy computes. The pooled order comes from locating each
+    reference value among the current ones (a binary search per reference value), so the
+    large side is never searched or sorted again: a million-row window costs a few linear
+    passes.
     """
-    if reference.size == 0 or current.size == 0:
-        return 0.0, 0.0, 1.0
-    pooled = np.concatenate((reference, current))
-    pooled.sort(kind="stable")
-    knots = pooled[:-1]
-    difference = np.searchsorted(reference, knots, side="right") / reference.size
-    difference -= np.searchsorted(current, knots, side="right") / current.size
+    n, m = reference.size, current.size
+    if n == 0 or m == 0:
+        return 0.0, 0.0
+    # reference values go before equal current values, as a stable sort of (ref, cur) puts them
+    at = np.arange(n) + np.searchsorted(current, reference, side="left")
+    from_reference = np.zeros(n + m, dtype=bool)
+    from_reference[at] = True
+    pooled = np.empty(n + m)
+    pooled[at] = reference
+    pooled[~from_reference] = current
+    gaps = np.diff(pooled)
+    del pooled
+    # F_ref - F_cur after each pooled value but the last (where both are 1), built in place
+    difference = np.cumsum(from_reference[:-1], dtype=np.float64)
+    del from_reference
+    difference *= 1.0 / n + 1.0 / m
+    position = np.arange(1, n + m, dtype=np.float64)
+    position /= m
+    difference -= position
+    del position
     np.abs(difference, out=difference)
-    wasserstein = float(np.dot(difference, np.diff(pooled)))
+    wasserstein = float(np.dot(difference, gaps))
+    # within a run of equal values the CDFs are only read at the run's end
+    ends = gaps > 0
+    statistic = float(difference[ends].max()) if ends.any() else 0.0
+    return wasserstein, statistic
+
+
+def ks_p_value_of(reference: FloatArray, current: FloatArray, statistic: float) -> float:
+    """The two-sided K-S p-value of sorted samples with distance D, as ``ks_2samp`` gives it.
+
+    Up to scipy's exact-mode limit (10,000 rows per sample) scipy computes it exactly;
+    above, it is scipy's asymptotic formula for D.
+    """
     if max(reference.size, current.size) <= KS_EXACT_LIMIT:
-        statistic, p_value = ks_two_sample(reference, current)
-        return wasserstein, statistic, p_value
-    statistic = float(difference.max()) if difference.size else 0.0
-    return wasserstein, statistic, ks_p_value(statistic, reference.size, current.size)
+        return ks_two_sample(reference, current)[1]
+    return ks_p_value(statistic, reference.size, current.size)
 
 
 def normalised_wasserstein(distance_: float, reference_std: float) -> float:
@@ -195,5 +230,7 @@ def benjamini_hochberg(p_values: list[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``)."""
     if not p_values:
         return []
+    from scipy import stats
+
     adjusted = stats.false_discovery_control(np.asarray(p_values, dtype=np.float64))
     return [float(min(1.0, p)) for p in np.atleast_1d(adjusted)]
