@@ -20,7 +20,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -185,12 +185,12 @@ class DecisionLog:
             finally:
                 self._pending_rows -= len(records)
 
-    def _write(self, records: list[Record], tasks: list[TaskRecord]) -> None:
+    def _write(self, records: list[Record], tasks: Sequence[TaskRecord] = ()) -> None:
         try:
             with self.database.transaction() as session:
                 session.execute(self._insert(), records)
                 if tasks:
-                    session.execute(self._insert_tasks(), tasks)
+                    session.execute(self._insert_tasks(), list(tasks))
             self._committed += len(records)
             self._commits += 1
             if self._spool_waiting and time.monotonic() - self._last_replay > self.replay_interval:
@@ -213,7 +213,7 @@ class DecisionLog:
             return sqlite.insert(table).on_conflict_do_nothing()
         return postgresql.insert(table).on_conflict_do_nothing()
 
-    def _spool(self, records: list[Record], tasks: list[TaskRecord]) -> None:
+    def _spool(self, records: list[Record], tasks: Sequence[TaskRecord]) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         path = (
             self.spool_dir

@@ -121,5 +121,23 @@ class DecisionExplainer:
             for e, row, outcome in zip(explained.tolist(), rows, outcomes, strict=True)
         ]
 
+    async def explain_decided(
+        self,
+        rows: Sequence[Row],
+        predictions: Sequence[object | None],
+        outcomes: Sequence[Any],
+    ) -> list[dict[str, Any] | None]:
+        """Explanations of the rows the mode selects (scored rows only); None for the rest."""
+        out: list[dict[str, Any] | None] = [None] * len(rows)
+        wanted = [
+            i
+            for i, (prediction, outcome) in enumerate(zip(predictions, outcomes, strict=True))
+            if prediction is not None and self.wants(outcome)
+        ]
+        explained = await self.explain([rows[i] for i in wanted], [outcomes[i] for i in wanted])
+        for i, explanation in zip(wanted, explained, strict=True):
+            out[i] = explanation
+        return out
+
     async def close(self) -> None:
         await self._batcher.close()

@@ -16,6 +16,7 @@ CEL message only (messages name types and keys, never values).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -25,7 +26,8 @@ from datetime import datetime
 from typing import Any
 
 from bastion.monitor.metrics import ServingMetrics
-from bastion.policy.engine import AUTOMATIC_OUTCOMES, DecisionPolicy, PolicyResult
+from bastion.policy.engine import AUTOMATIC_OUTCOMES, DecisionPolicy, PolicyResult, rule_features
+from bastion.registry import ModelVersion
 from bastion.review import ReviewMonitor, new_task_values
 from bastion.serving.decision_log import TaskRecord
 from bastion.serving.deployment import Prediction
@@ -36,6 +38,20 @@ logger = logging.getLogger(__name__)
 RULE_ERROR_LOG_INTERVAL = 60.0
 #: the rule name under which a failing review priority expression is counted
 PRIORITY_RULE = "review.priority"
+#: requests with more rows than this evaluate their policy in a worker thread
+INLINE_ROWS = 32
+
+
+def request_meta(
+    deployment: str, version: ModelVersion, subject_id: str | None, api: str
+) -> dict[str, Any]:
+    """The ``request`` variable of the rules for one row."""
+    return {
+        "deployment": deployment,
+        "model": {"name": version.name, "version": version.version},
+        "subject_present": subject_id is not None,
+        "api": api,
+    }
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,32 @@ class PolicyStage:
         return [
             self.policy.decide(f, None if p is None else p.output, r)
             for f, p, r in zip(features, predictions, requests, strict=True)
+        ]
+
+    async def decide(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        predictions: Sequence[Prediction | None],
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        ids: Sequence[str],
+        keys: Sequence[str | None],
+        now: datetime,
+    ) -> list[Routed]:
+        """Decide and route a request's rows (`rows`: the validated request fields)."""
+        features = [rule_features(row) for row in rows]
+        if len(features) > INLINE_ROWS:
+            # CEL runs some tens of microseconds a row: many rows would stall the loop.
+            results = await asyncio.get_running_loop().run_in_executor(
+                None, self.evaluate, features, predictions, requests
+            )
+        else:
+            results = self.evaluate(features, predictions, requests)
+        return [
+            self.route(result, prediction, f, r, decision_id=i, subject_key=key, now=now)
+            for result, prediction, f, r, i, key in zip(
+                results, predictions, features, requests, ids, keys, strict=True
+            )
         ]
 
     def route(

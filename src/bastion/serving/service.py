@@ -13,23 +13,22 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bastion.errors import BastionError, ModelFailure, ModelTimeout, NotFound, Overloaded
 from bastion.guard.pseudonym import Pseudonymizer
 from bastion.monitor.metrics import ServingMetrics
-from bastion.policy.engine import rule_features
 from bastion.registry import ArtifactStore, Registry
 from bastion.review import ReviewMonitor, ReviewQueue
 from bastion.serving.decision_log import DecisionLog, Record, TaskRecord
+from bastion.serving.decisions import Decision, Rows, assemble
 from bastion.serving.deployment import LiveDeployment, Prediction
 from bastion.serving.explaining import DecisionExplainer
 from bastion.serving.explanations import ExplanationService
 from bastion.serving.guard import GuardedBatch
 from bastion.serving.ids import uuid7
-from bastion.serving.policy_stage import PolicyStage, Routed
+from bastion.serving.policy_stage import PolicyStage, Routed, request_meta
 from bastion.serving.retention import RetentionJob
 from bastion.serving.subjects import SubjectService
 from bastion.settings import Settings
@@ -44,41 +43,7 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
-#: requests with more rows than this evaluate their policy in a worker thread
-INLINE_POLICY_ROWS = 32
-
-
-@dataclass(frozen=True)
-class Decision:
-    decision_id: str
-    deployment: str
-    model_name: str
-    model_version: int
-    output: dict[str, Any]
-    outcome: Any
-    latency_ms: float
-    guard: dict[str, Any]
-    #: the ``policy`` block (None without a policy, and on the pure inference path)
-    policy: dict[str, Any] | None = None
-    #: reason codes of an explained adverse decision
-    reasons: list[dict[str, Any]] | None = None
-
-    def as_response(self) -> dict[str, Any]:
-        response = {
-            "decision_id": self.decision_id,
-            "deployment": self.deployment,
-            "model": {"name": self.model_name, "version": self.model_version},
-            "prediction": self.output,
-            "outcome": self.outcome,
-            "guard": self.guard,
-            "latency_ms": round(self.latency_ms, 3),
-        }
-        if self.policy is not None:
-            response["policy"] = self.policy
-            response["fallback"] = self.policy["fallback"]
-        if self.reasons is not None:
-            response["reasons"] = self.reasons
-        return response
+__all__ = ["Decision", "ServingService", "build_service"]
 
 
 class ServingService:
@@ -285,43 +250,6 @@ class ServingService:
             ) from exc
         return list(deployment.interpret(result, calibrate=calibrate))
 
-    async def _policy(
-        self,
-        stage: PolicyStage,
-        deployment: LiveDeployment,
-        batch: GuardedBatch,
-        subject_ids: list[str | None],
-        predictions: list[Prediction | None],
-        *,
-        api: str,
-        ids: list[str],
-        keys: list[str | None],
-        now: datetime,
-    ) -> list[Routed]:
-        version = deployment.version
-        features = [rule_features(row) for row in batch.feature_rows]
-        requests = [
-            {
-                "deployment": deployment.name,
-                "model": {"name": version.name, "version": version.version},
-                "subject_present": subject_id is not None,
-                "api": api,
-            }
-            for subject_id in subject_ids
-        ]
-        if len(features) > INLINE_POLICY_ROWS:
-            results = await asyncio.get_running_loop().run_in_executor(
-                None, stage.evaluate, features, predictions, requests
-            )
-        else:
-            results = stage.evaluate(features, predictions, requests)
-        return [
-            stage.route(result, prediction, f, r, decision_id=i, subject_key=key, now=now)
-            for result, prediction, f, r, i, key in zip(
-                results, predictions, features, requests, ids, keys, strict=True
-            )
-        ]
-
     async def _record(
         self,
         deployment: LiveDeployment,
@@ -344,72 +272,33 @@ class ServingService:
         ]
         routed: list[Routed] | None = None
         if stage is not None:
-            routed = await self._policy(
-                stage,
-                deployment,
-                batch,
-                subject_ids,
-                predictions,
-                api=api,
-                ids=ids,
-                keys=keys,
-                now=now,
+            requests = [request_meta(deployment.name, version, s, api) for s in subject_ids]
+            routed = await stage.decide(
+                batch.feature_rows, predictions, requests, ids=ids, keys=keys, now=now
             )
             outcomes = [r.result.outcome for r in routed]
             sources = [r.result.source for r in routed]
         else:
             outcomes = [p.outcome if p is not None else None for p in predictions]
             sources = ["model"] * len(predictions)
-        explanations = await self._explanations(
-            deployment if explain else None, batch, predictions, outcomes
-        )
+        explanations: list[dict[str, Any] | None] = [None] * len(predictions)
+        if explain and deployment.explainer is not None:
+            explanations = await deployment.explainer.explain_decided(
+                batch.model_rows, predictions, outcomes
+            )
         latency_ms = (time.perf_counter() - started) * 1000
-        decisions: list[Decision] = []
-        records: list[Record] = []
+        blocks: list[dict[str, Any] | None] = [None] * len(predictions)
         tasks: list[TaskRecord] = []
-        for i, prediction in enumerate(predictions):
-            output = {} if prediction is None else prediction.output
-            block = None
-            if stage is not None and routed is not None:
-                block = stage.block(routed[i], prediction)
-                task = routed[i].task
-                if task is not None:
-                    tasks.append(task)
-            explanation = explanations[i]
-            reasons = None
-            if explanation is not None and explanation["reasons"]:
-                reasons = explanation["reasons"]
-            decisions.append(
-                Decision(
-                    decision_id=ids[i],
-                    deployment=deployment.name,
-                    model_name=version.name,
-                    model_version=version.version,
-                    output=output,
-                    outcome=outcomes[i],
-                    latency_ms=latency_ms,
-                    guard=batch.guards[i],
-                    policy=block,
-                    reasons=reasons,
-                )
-            )
-            records.append(
-                {
-                    "id": ids[i],
-                    "created_at": now,
-                    "deployment": deployment.name,
-                    "model_name": version.name,
-                    "model_version": version.version,
-                    "subject_key": keys[i],
-                    "inputs": batch.stored_rows[i],
-                    "outputs": output,
-                    "outcome": outcomes[i],
-                    "latency_ms": latency_ms,
-                    "guard": batch.guards[i],
-                    "policy": block,
-                    "explanation": explanation,
-                }
-            )
+        if stage is not None and routed is not None:
+            blocks = [stage.block(r, p) for r, p in zip(routed, predictions, strict=True)]
+            tasks = [r.task for r in routed if r.task is not None]
+        decisions, records = assemble(
+            deployment,
+            batch,
+            Rows(ids, keys, predictions, outcomes, blocks, explanations),
+            now=now,
+            latency_ms=latency_ms,
+        )
         try:
             await self.decision_log.record(records, tasks)
         except BastionError:
@@ -421,30 +310,6 @@ class ServingService:
             deployment.count_decision(outcome, source)
         self.metrics.latency.labels(deployment.name, api).observe(time.perf_counter() - started)
         return decisions
-
-    async def _explanations(
-        self,
-        deployment: LiveDeployment | None,
-        batch: GuardedBatch,
-        predictions: list[Prediction | None],
-        outcomes: list[Any],
-    ) -> list[dict[str, Any] | None]:
-        """Explanations of the rows the deployment explains at decision time (None else)."""
-        out: list[dict[str, Any] | None] = [None] * len(predictions)
-        explainer = None if deployment is None else deployment.explainer
-        if explainer is None:
-            return out
-        wanted = [
-            i
-            for i, (prediction, outcome) in enumerate(zip(predictions, outcomes, strict=True))
-            if prediction is not None and explainer.wants(outcome)
-        ]
-        explained = await explainer.explain(
-            [batch.model_rows[i] for i in wanted], [outcomes[i] for i in wanted]
-        )
-        for i, explanation in zip(wanted, explained, strict=True):
-            out[i] = explanation
-        return out
 
     async def decision(self, decision_id: str) -> Record:
         record = await asyncio.get_running_loop().run_in_executor(
