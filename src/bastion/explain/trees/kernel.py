@@ -104,6 +104,7 @@ def _explain(
     left = np.empty(n_splits, dtype=np.int8)
     failed = np.empty(parent.shape[0], dtype=np.int64)
     buffer = np.empty(entry.shape[0], dtype=np.float64)
+    address = np.empty(depth.shape[0], dtype=np.int64)
     for row in range(matrix.shape[0]):
         # the row as the framework reads it
         for f in range(matrix.shape[1]):
@@ -133,14 +134,18 @@ def _explain(
             else:
                 missed = np.int64(left[edge_split[node]] ^ edge_left[node])
                 failed[node] = failed[up] | (missed << np.int64(edge_slot[node]))
+        # addresses first, then the loads: the gather loop has no other work, so many of
+        # its (cache-missing) table loads are in flight at once
         for leaf in range(n_leaves):
             miss = failed[position[leaf]]
             d = np.int64(depth[leaf])
             if miss == 0:
                 raw[row, output[leaf]] += value[leaf]
-            base = np.int64(table_start[leaf]) + (((1 << d) - 1) & ~miss) * d
+            address[leaf] = np.int64(table_start[leaf]) + (((1 << d) - 1) & ~miss) * d
+        for leaf in range(n_leaves):
+            base = address[leaf]
             first = entry_start[leaf]
-            for k in range(d):
+            for k in range(entry_start[leaf + 1] - first):
                 buffer[entry[first + k]] = table[base + k]
         for column in range(column_start.shape[0] - 1):
             total = 0.0
