@@ -6,6 +6,7 @@ is always 0.25, so every band and rule outcome is known in advance.
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -360,3 +361,30 @@ def test_policy_responses_match_the_documented_schema(
         validator.validate(body)
     assert bodies[0]["policy"]["review"] is not None
     assert bodies[1]["fallback"] is True
+
+
+def test_rule_errors_are_logged_once_a_minute_without_values(
+    settings: Settings, fragile_token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = {
+        "rules": [
+            {
+                "name": "mixed",
+                "when": "features.delay + 1 > 2.0",
+                "outcome": "decline",
+                "reason": "R",
+            }
+        ],
+        "bands": APPROVE_BANDS,
+    }
+    with (
+        caplog.at_level(logging.WARNING, logger="bastion.serving.policy_stage"),
+        serving(fragile_spec(policy), settings, fragile_token) as client,
+    ):
+        for _ in range(3):
+            decide(client, delay=0.0123456)
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "bastion.serving.policy_stage"]
+    assert len(lines) == 1
+    assert "mixed" in lines[0]
+    assert "0.0123456" not in caplog.text
