@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 RULE_ERROR_LOG_INTERVAL = 60.0
 #: the rule name under which a failing review priority expression is counted
 PRIORITY_RULE = "review.priority"
+#: the width of review_tasks.model_outcome
+MODEL_OUTCOME_LENGTH = 64
 #: requests with more rows than this evaluate their policy in a worker thread
 INLINE_ROWS = 32
 
@@ -172,6 +174,8 @@ class PolicyStage:
             probability = self.review.exploration
         else:
             return Routed(result)
+        if model_outcome is not None:
+            model_outcome = model_outcome[:MODEL_OUTCOME_LENGTH]  # a class label may be long
         priority, problem = self.policy.priority(features, output, request)
         if problem is not None:
             self._rule_error(PRIORITY_RULE, problem)
