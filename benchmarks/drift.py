@@ -32,10 +32,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
+    FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 DEFAULT_EVIDENTLY = Path("/work/evidently-venv/bin/python")
 HELPER = Path(__file__).with_name("drift_evidently.py")
@@ -48,6 +52,7 @@ def generate(
     directory: Path, rows: int, reference_rows: int, numeric: int, categorical: int, seed: int
 ) -> None:
     """Write reference.parquet, current.parquet and meta.json (column names) to `directory`."""
+    import numpy as np
     import pyarrow as pa  # type: ignore[import-untyped]
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
@@ -83,7 +88,7 @@ def generate(
     for name, n, is_current in (("reference", reference_rows, False), ("current", rows, True)):
         columns: dict[str, Any] = {}
         for i, column in enumerate(numeric_names):
-            columns[column] = numbers(i, n, is_current and i % 4 == 0 and i < numeric // 2)
+            columns[column] = numbers(i, n, is_current and i % 5 == 0)
         for i, column in enumerate(categorical_names):
             columns[column] = pa.array(categories(i, n, is_current and i < 2)).dictionary_encode()
         pq.write_table(pa.table(columns), directory / f"{name}.parquet", row_group_size=250_000)
@@ -91,13 +96,14 @@ def generate(
     (directory / "meta.json").write_text(json.dumps(meta))
 
 
-class ParquetColumns(Mapping[str, np.ndarray[Any, np.dtype[np.float64]]]):
+class ParquetColumns(Mapping[str, "FloatArray"]):
     """Numeric columns of a Parquet file, read on access, so only one is in memory at a time."""
 
     def __init__(self, path: Path, names: list[str]) -> None:
         self._path, self._names = path, names
 
-    def __getitem__(self, name: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+    def __getitem__(self, name: str) -> FloatArray:
+        import numpy as np
         import pyarrow.parquet as pq
 
         if name not in self._names:
@@ -147,16 +153,16 @@ def bastion_side(data: Path, statistics: str, workers: int) -> dict[str, Any]:
         frame: pd.DataFrame = table.to_pandas()  # a pandas Categorical: codes, not strings
         return frame
 
-    reference_sketches: dict[str, Sketch] = {}
-    window_sketches: dict[str, Sketch] = {}
-    for name, kind in kinds.items():
-        schema = Schema({name: kind})
+    def sketches(name: str) -> tuple[Sketch, Sketch]:
+        schema = Schema({name: kinds[name]})
         reference = profile_frame(column(reference_path, name), schema)
         window = profile_frame(column(current_path, name), schema, reference)
-        reference_sketches[name], window_sketches[name] = (
-            reference.features[name],
-            window.features[name],
-        )
+        return reference.features[name], window.features[name]
+
+    with ThreadPoolExecutor(workers) as pool:
+        pairs = dict(zip(kinds, pool.map(sketches, kinds), strict=True))
+    reference_sketches = {name: pair[0] for name, pair in pairs.items()}
+    window_sketches = {name: pair[1] for name, pair in pairs.items()}
     reference_profile = Profile(
         pq.ParquetFile(reference_path).metadata.num_rows, reference_sketches
     )
@@ -229,7 +235,7 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="threads comparing Bastion's features"
     )
-    parser.add_argument("--side", choices=["bastion"], help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=["bastion", "generate"], help=argparse.SUPPRESS)
     parser.add_argument(
         "--statistics", choices=["chosen", "all"], default="chosen", help=argparse.SUPPRESS
     )
@@ -237,6 +243,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.side == "generate":
+        generate(
+            args.data, args.rows, args.reference_rows, args.numeric, args.categorical, args.seed
+        )
+        return
     if args.side == "bastion":
         args.out.write_text(json.dumps(bastion_side(args.data, args.statistics, args.workers)))
         return
@@ -259,9 +270,20 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         f"data: {args.rows:,} current rows vs {args.reference_rows:,} reference rows, "
         f"{args.numeric} numeric + {args.categorical} categorical features, seed {args.seed}"
     )
-    generate(workdir, args.rows, args.reference_rows, args.numeric, args.categorical, args.seed)
-    load_before = os.getloadavg()
     script = str(Path(__file__).resolve())
+    # every child runs in its own process started from this small one: a child's peak RSS
+    # includes the memory of the process it was forked from, so the data is made apart too
+    sizes = [
+        "--rows",
+        str(args.rows),
+        "--reference-rows",
+        str(args.reference_rows),
+        "--seed",
+        str(args.seed),
+    ]
+    shape = ["--numeric", str(args.numeric), "--categorical", str(args.categorical)]
+    measure([sys.executable, script, "--side", "generate", "--data", str(workdir), *sizes, *shape])
+    load_before = os.getloadavg()
     results: dict[str, tuple[float, float, dict[str, Any]]] = {}
     for statistics in ("chosen", "all"):
         out = workdir / f"bastion-{statistics}.json"

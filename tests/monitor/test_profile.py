@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bastion.monitor.profile import Profile, Schema, TextSketch, profile_batches, profile_frame
-from bastion.monitor.sketches import CATEGORY_LIMIT, CategoricalSketch, NumericSketch
+from bastion.monitor.sketches import CATEGORY_LIMIT, CategoricalSketch, NumericSketch, bin_counts
 from bastion.registry.signature import ColumnSignature, InputSignature
 
 SCHEMA = Schema(
@@ -215,3 +215,19 @@ def test_schema_from_signature_treats_booleans_as_categorical() -> None:
     schema = Schema.from_signature(signature, prediction="score")
     assert dict(schema.features) == {"age": "numeric", "member": "categorical", "notes": "text"}
     assert schema.prediction == "score"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-5, 5).map(lambda v: round(v, 1)), max_size=50),
+    st.lists(st.floats(-5, 5).map(lambda v: round(v, 1)), min_size=1, max_size=6),
+)
+def test_bin_counts_locate_each_value_in_its_interval(
+    values: list[float], edges: list[float]
+) -> None:
+    grid = np.unique(edges) if len(set(edges)) > 1 else np.array([edges[0], edges[0]])
+    data = np.asarray(values, dtype=np.float64)
+    index = np.searchsorted(grid, data, side="right")
+    index[data == grid[-1]] = grid.size - 1  # the last interval is closed
+    expected = tuple(int(c) for c in np.bincount(index, minlength=grid.size + 1))
+    assert bin_counts(data, tuple(float(e) for e in grid)) == expected

@@ -40,7 +40,9 @@ def test_sorted_distances_use_scipys_asymptotic_p_value_for_large_samples(ties: 
     a, b = np.sort(rng.normal(size=12_000)), np.sort(rng.normal(0.02, 1, 15_000))
     if ties:  # many equal values, within and across the samples
         a, b = np.round(a, 1), np.round(b, 1)
-    assert stats.sorted_distances(a, b)[0] == pytest.approx(scipy_stats.wasserstein_distance(a, b), rel=1e-12)
+    assert stats.sorted_distances(a, b)[0] == pytest.approx(
+        scipy_stats.wasserstein_distance(a, b), rel=1e-12
+    )
     _, d = stats.sorted_distances(a, b)
     p_value = stats.ks_p_value_of(a, b, d)
     expected = scipy_stats.ks_2samp(a, b)

@@ -60,7 +60,8 @@ class Sample:
     @classmethod
     def of(cls, raw: FloatArray) -> Sample:
         data = np.asarray(raw, dtype=np.float64)
-        return cls(np.sort(data[np.isfinite(data)]))
+        finite = np.isfinite(data)
+        return cls(np.sort(data if finite.all() else data[finite]))
 
     def distinct_count(self) -> int:
         """How many distinct values (one linear pass over the sorted values)."""

@@ -153,14 +153,18 @@ def reference_edges(finite: FloatArray, bins: int) -> tuple[float, ...]:
 
 
 def bin_counts(finite: FloatArray, edges: tuple[float, ...]) -> tuple[int, ...]:
-    """Counts of finite values in [below, intervals..., above] of `edges`."""
+    """Counts of finite values in [below, intervals..., above] of `edges`.
+
+    Counted as "how many are below each edge" (one vectorised comparison per edge), which
+    is several times faster than locating every value with a binary search.
+    """
     if not edges:
         return (int(finite.size),)
-    grid = np.asarray(edges)
-    index = np.searchsorted(grid, finite, side="right")
+    below = [int(np.count_nonzero(finite < edge)) for edge in edges]
     # the last interval is closed: the reference maximum belongs inside, not above
-    index[finite == grid[-1]] = grid.size - 1
-    return tuple(int(c) for c in np.bincount(index, minlength=grid.size + 1))
+    up_to_last = int(np.count_nonzero(finite <= edges[-1]))
+    inside = [b - a for a, b in zip(below, [*below[1:-1], up_to_last], strict=False)]
+    return (below[0], *inside, int(finite.size) - up_to_last)
 
 
 def sketch_numeric(
@@ -169,7 +173,8 @@ def sketch_numeric(
     """Sketch a batch of numeric values; `edges` from the reference, or computed (reference)."""
     data = np.asarray(values, dtype=np.float64)
     nan = np.isnan(data)
-    finite = data[np.isfinite(data)]
+    is_finite = np.isfinite(data)
+    finite = data if is_finite.all() else data[is_finite]
     is_reference = edges is None
     if edges is None:
         edges = reference_edges(finite, bins)
