@@ -233,7 +233,7 @@ def main() -> None:
         help="interpreter of an Evidently 0.7.23 env",
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="threads comparing Bastion's features"
+        "--workers", type=int, default=2, help="threads profiling and comparing Bastion's features"
     )
     parser.add_argument("--side", choices=["bastion", "generate"], help=argparse.SUPPRESS)
     parser.add_argument(

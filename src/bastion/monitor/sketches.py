@@ -172,14 +172,16 @@ def sketch_numeric(
 ) -> NumericSketch:
     """Sketch a batch of numeric values; `edges` from the reference, or computed (reference)."""
     data = np.asarray(values, dtype=np.float64)
-    nan = np.isnan(data)
     is_finite = np.isfinite(data)
-    finite = data if is_finite.all() else data[is_finite]
+    clean = bool(is_finite.all())  # the common case: no pass for NaN or infinities
+    finite = data if clean else data[is_finite]
     is_reference = edges is None
     if edges is None:
         edges = reference_edges(finite, bins)
     mean = float(finite.mean()) if finite.size else 0.0
-    m2 = float(np.sum((finite - mean) ** 2)) if finite.size else 0.0
+    deviation = finite - mean
+    m2 = float(np.dot(deviation, deviation))
+    del deviation
     quantiles: dict[str, float] = {}
     if is_reference and finite.size:
         levels = np.quantile(finite, QUANTILES)
@@ -189,9 +191,9 @@ def sketch_numeric(
     return NumericSketch(
         edges=edges,
         counts=bin_counts(finite, edges),
-        missing=int(nan.sum()),
-        neg_inf=int(np.sum(data == -np.inf)),
-        pos_inf=int(np.sum(data == np.inf)),
+        missing=0 if clean else int(np.count_nonzero(np.isnan(data))),
+        neg_inf=0 if clean else int(np.count_nonzero(data == -np.inf)),
+        pos_inf=0 if clean else int(np.count_nonzero(data == np.inf)),
         count=int(finite.size),
         mean=mean,
         m2=m2,
