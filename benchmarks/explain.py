@@ -176,7 +176,7 @@ def run() -> None:
         f"{platform.python_version()}, shap {shap().__version__}, commit {commit()}. "
         f"Demo model: {model.booster.num_trees()} trees, 31 leaves, {len(FEATURES)} features; "
         f"{len(rows)} held-out decisions (5 % unseen channel, 5 % unseen country, 5 % missing "
-        f"debt_ratio). Tables: {explainer._tables.table.size if explainer._tables else 0:,} "
+        f"debt_ratio). Tables: {explainer.table_floats:,} "
         f"floats, built and checked in {build_seconds:.2f} s (incl. numba load). Other load "
         f"during the run: {cpu.other:.2f} cores (machine busy {quiet:.2f} cores before).\n"
     )

@@ -18,10 +18,10 @@ import numpy as np
 from bastion.errors import InvalidInput
 from bastion.explain.base import Explainer
 from bastion.explain.explanation import Explanation, make_explanation
-from bastion.explain.trees.kernel import explain_matrix
+from bastion.explain.trees.kernel import Program, explain_matrix, program
 from bastion.explain.trees.model import Floats, collect
 from bastion.explain.trees.source import TreeSource, probe_matrix
-from bastion.explain.trees.tables import LeafTables, TablesTooLarge, build_tables
+from bastion.explain.trees.tables import TablesTooLarge, build_tables
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ class TreeShapExplainer(Explainer):
         self.fields = list(source.fields)
         self._n_features = len(source.fields)
         self._n_outputs = len(source.targets)
-        self._splits, self._edges, leaves, self._expected = collect(source.trees)
+        splits, edges, leaves, self._expected = collect(source.trees)
         self._expected = np.resize(self._expected, self._n_outputs)
-        self._tables: LeafTables | None = None
+        self._program: Program | None = None
         self._offset = np.zeros(self._n_outputs)
         self.reason: str | None = None
         try:
@@ -44,8 +44,9 @@ class TreeShapExplainer(Explainer):
         except TablesTooLarge as exc:
             self._fallback(str(exc))
             return
-        probe = probe_matrix(self._splits, self._n_features)
-        _, raw = self._kernel(probe, tables)
+        packed = program(splits, edges, tables, self._n_outputs, self._n_features)
+        probe = probe_matrix(splits, self._n_features)
+        _, raw = self._kernel(probe, packed)
         native = source.native_raw(probe)
         # a constant per output (XGBoost's base score; LightGBM's is inside the leaves)
         offset = np.median(native - raw, axis=0)
@@ -53,21 +54,22 @@ class TreeShapExplainer(Explainer):
         if error > source.tolerance * max(1.0, float(np.max(np.abs(native), initial=0.0))):
             self._fallback(f"the parsed trees differ from the model by {error:.3g} on probe rows")
             return
-        self._tables = tables
+        self._program = packed
         self._offset = offset
         self.method = "tree_shap"
 
-    def _kernel(self, matrix: Floats, tables: LeafTables) -> tuple[Floats, Floats]:
+    def _kernel(self, matrix: Floats, packed: Program) -> tuple[Floats, Floats]:
         return explain_matrix(
             matrix,
-            self._splits,
-            self._edges,
-            tables,
-            self._n_outputs,
-            self._n_features,
+            packed,
             round_to_float32=self._source.float32,
             tiny_is_zero=self._source.tiny_is_zero,
         )
+
+    @property
+    def table_floats(self) -> int:
+        """Floats held by the TreeSHAP tables (0 when the framework's own values are used)."""
+        return self._program.table_floats if self._program is not None else 0
 
     def _fallback(self, reason: str) -> None:
         if self._source.native_contributions is None:
@@ -80,8 +82,8 @@ class TreeShapExplainer(Explainer):
         if not rows:
             return []
         matrix = self._encode(rows)
-        if self._tables is not None:
-            phi, raw = self._kernel(matrix, self._tables)
+        if self._program is not None:
+            phi, raw = self._kernel(matrix, self._program)
             base = np.repeat((self._expected + self._offset)[None, :], len(raw), axis=0)
             raw = raw + self._offset
         else:
@@ -119,10 +121,15 @@ class TreeShapExplainer(Explainer):
     ) -> list[Explanation]:
         """One explanation per row, of the positive class, the value, or the top class."""
         n = len(raw)
-        picks = np.zeros(n, dtype=np.int64) if self._n_outputs == 1 else raw.argmax(axis=1)
-        every = np.arange(n)
-        contributions = phi[every, picks].tolist()
-        bases, margins = base[every, picks].tolist(), raw[every, picks].tolist()
+        if self._n_outputs == 1:
+            picks = np.zeros(n, dtype=np.int64)
+            contributions = phi[:, 0, :].tolist()
+            bases, margins = base[:, 0].tolist(), raw[:, 0].tolist()
+        else:
+            picks = raw.argmax(axis=1)
+            every = np.arange(n)
+            contributions = phi[every, picks].tolist()
+            bases, margins = base[every, picks].tolist(), raw[every, picks].tolist()
         return [
             make_explanation(
                 methods[i],

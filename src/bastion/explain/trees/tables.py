@@ -29,6 +29,20 @@ MAX_PATH_FEATURES = 12
 MAX_TABLE_FLOATS = 2**25
 #: elements of the working array per vectorised step, bounding start-up memory
 _CHUNK_ELEMENTS = 2**22
+#: floats per cache line
+_LINE = 8
+
+
+def _stride(depth: int) -> int:
+    """Floats per table row: the depth rounded up to a power of two (0 for a leaf-only tree)."""
+    return 0 if depth == 0 else 1 << (depth - 1).bit_length()
+
+
+def _aligned_zeros(n: int) -> Floats:
+    """``n`` zeros starting on a 64-byte boundary."""
+    raw = np.zeros(n + _LINE, dtype=np.float64)
+    skip = (-raw.ctypes.data // 8) % _LINE
+    return raw[skip : skip + n]
 
 
 class TablesTooLarge(Exception):
@@ -39,19 +53,20 @@ class TablesTooLarge(Exception):
 class LeafTables:
     """Flat arrays the kernel reads, one entry per leaf unless noted.
 
-    ``table[table_start[l] + mask * depth[l] + k]`` is the contribution to leaf ``l``'s k-th
-    distinct feature for the satisfied-feature ``mask``. The kernel copies it to
-    ``buffer[entry[entry_start[l] + k]]``, a layout sorted by output column (``output *
-    n_features + feature``) so that column ``c`` is the sum of
-    ``buffer[column_start[c]:column_start[c + 1]]``: independent loads first, then short
-    sums, instead of one long chain of dependent additions.
+    ``table[table_start[l] + mask * stride[l] + k]`` is the contribution to leaf ``l``'s
+    k-th distinct feature when the features in ``mask`` are satisfied. Output column ``c``
+    (``output * n_features + feature``) is the sum over the entries
+    ``column_start[c]:column_start[c + 1]``, each naming a leaf (``entry_leaf``) and its
+    feature's slot (``entry_slot``): the kernel reads the table column by column into one
+    running sum, with no scattered stores.
     """
 
     position: Ints
     depth: Ints
+    stride: Ints
     table_start: Ints
-    entry_start: Ints
-    entry: Ints
+    entry_leaf: Ints
+    entry_slot: Ints
     column_start: Ints
     value: Floats
     output: Ints
@@ -66,11 +81,16 @@ def build_tables(leaves: list[Leaf], n_features: int) -> LeafTables:
             f"a leaf path tests {int(depths.max())} distinct features "
             f"(at most {MAX_PATH_FEATURES} are tabulated)"
         )
-    sizes = (2**depths) * depths
-    if int(sizes.sum()) > MAX_TABLE_FLOATS:
-        raise TablesTooLarge(f"the tables would hold {int(sizes.sum())} floats")
-    table_start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    table = np.zeros(int(sizes.sum()), dtype=np.float64)
+    # a row of a leaf's table (one mask) is padded to a power of two floats and every table
+    # starts on a cache line, so looking a row up touches one line, not two
+    strides = np.array([_stride(int(d)) for d in depths], dtype=np.int64)
+    sizes = (2**depths) * strides
+    padded = -(-sizes // _LINE) * _LINE
+    total = int(padded.sum())
+    if total > MAX_TABLE_FLOATS:
+        raise TablesTooLarge(f"the tables would hold {total} floats")
+    table_start = np.concatenate([[0], np.cumsum(padded)[:-1]]).astype(np.int64)
+    table = _aligned_zeros(total)
     for depth in np.unique(depths):
         members = np.flatnonzero(depths == depth)
         d = int(depth)
@@ -83,27 +103,31 @@ def build_tables(leaves: list[Leaf], n_features: int) -> LeafTables:
             zero = np.array([leaves[i].zero_fractions for i in chunk], dtype=np.float64)
             value = np.array([leaves[i].value for i in chunk], dtype=np.float64)
             block = _leaf_tables(zero, value)
+            stride = _stride(d)
             for row, leaf in enumerate(chunk):
                 start = int(table_start[leaf])
-                table[start : start + (2**d) * d] = block[row].reshape(-1)
+                rows = table[start : start + (2**d) * stride].reshape(2**d, stride)
+                rows[:, :d] = block[row]
+    # every (leaf, distinct feature) pair, ordered by the output column it adds to
     columns: list[int] = []
-    entry_start = [0]
-    for leaf in leaves:
+    owners: list[int] = []
+    slots: list[int] = []
+    for index, leaf in enumerate(leaves):
         columns.extend(leaf.output * n_features + f for f in leaf.features)
-        entry_start.append(len(columns))
+        owners.extend([index] * len(leaf.features))
+        slots.extend(range(len(leaf.features)))
     column = np.asarray(columns, dtype=np.int64)
     order = np.argsort(column, kind="stable")
-    entry = np.empty_like(order)
-    entry[order] = np.arange(len(order))
     n_columns = (int(max((leaf.output for leaf in leaves), default=0)) + 1) * n_features
     column_start = np.searchsorted(column[order], np.arange(n_columns + 1))
     return LeafTables(
         position=np.array([leaf.position for leaf in leaves], dtype=np.int32),
         depth=depths.astype(np.int8),
+        stride=strides.astype(np.int8),
         # at most MAX_TABLE_FLOATS, so int32 offsets suffice
         table_start=table_start.astype(np.int32),
-        entry_start=np.asarray(entry_start, dtype=np.int32),
-        entry=entry.astype(np.int32),
+        entry_leaf=np.asarray(owners, dtype=np.int32)[order],
+        entry_slot=np.asarray(slots, dtype=np.int8)[order],
         column_start=column_start.astype(np.int32),
         value=np.array([leaf.value for leaf in leaves], dtype=np.float64),
         output=np.array([leaf.output for leaf in leaves], dtype=np.int32),
