@@ -64,6 +64,7 @@ def test_privacy_export_then_erase(runner: CliRunner, decisions: list[Record]) -
 
     assert len(json.loads(exported.output)["decisions"]) == 2
     assert "2 decision(s)" in erased.output
+    assert "0 review task(s)" in erased.output
     assert "customer-7" not in erased.output
     assert json.loads(after.output)["decisions"] == []
     assert len(json.loads(other.output)["decisions"]) == 1

@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from starlette.testclient import TestClient
 
 from bastion.registry import ArtifactStore, Registry
 from bastion.server.app import app_for
+from bastion.server.openapi_schemas import REVIEW_TASK_VIEW
 from bastion.settings import Settings
 from bastion.spec import parse_spec
 from bastion.store import Database
@@ -111,6 +113,10 @@ def test_a_reviewer_lists_claims_and_resolves_a_task(api: ReviewApi) -> None:
     assert [(f["label"], f["source"], f["sampling_probability"]) for f in body["feedback"]] == [
         (1, "review", 0.5)
     ]
+    # what the API returns is what /openapi.json promises
+    validator = jsonschema_rs.Draft202012Validator(REVIEW_TASK_VIEW)
+    validator.validate(claimed.json())
+    validator.validate(body)
     stats = api.client.get("/v1/review/stats", headers=api.ann).json()
     assert (stats["depth"], stats["by_status"]["resolved"]) == (1, 1)
     assert stats["deployments"]["credit"]["depth"] == 1

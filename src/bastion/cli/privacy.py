@@ -36,7 +36,8 @@ def open_subjects() -> Iterator[SubjectService]:
 def privacy_export(
     subject_id: Annotated[str, typer.Argument(help="The subject id callers sent.")],
 ) -> None:
-    """Print, as JSON, every stored decision of one subject (under every known key)."""
+    """Print, as JSON, everything stored on one subject (under every known key): decisions,
+    review tasks and feedback labels."""
     with open_subjects() as subjects:
         exported = subjects.export(subject_id)
     sys.stdout.write(json.dumps(exported, indent=2, default=str) + "\n")
@@ -46,10 +47,12 @@ def privacy_export(
 def privacy_erase(
     subject_id: Annotated[str, typer.Argument(help="The subject id callers sent.")],
 ) -> None:
-    """Delete every record of one subject from the database and the spool; audited."""
+    """Delete every record of one subject (decisions, review tasks, feedback) from the
+    database and the spool; audited."""
     with open_subjects() as subjects:
         report = subjects.erase(subject_id, actor=getpass.getuser())
     console.print(
         f"erased subject {report.subject_key[:20]}…: {report.decisions} decision(s), "
+        f"{report.review_tasks} review task(s), {report.feedback} feedback label(s), "
         f"{report.spooled} spooled record(s)"
     )

@@ -251,7 +251,7 @@ REVIEW_TASK_VIEW: Schema = {
             "required": ["decision", "verdicts", "feedback"],
             "properties": {
                 "decision": {"type": "object"},
-                "verdicts": {"type": "object"},
+                "verdicts": {"type": "array", "items": {"type": "string"}},
                 "feedback": {"type": "array"},
                 "notes": NULLABLE_STRING,
             },
