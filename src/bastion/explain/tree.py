@@ -56,6 +56,7 @@ class TreeShapExplainer(Explainer):
             return
         self._program = packed
         self._offset = offset
+        self._base_row = (self._expected + offset)[None, :]
         self.method = "tree_shap"
 
     def _kernel(self, matrix: Floats, packed: Program) -> tuple[Floats, Floats]:
@@ -84,8 +85,8 @@ class TreeShapExplainer(Explainer):
         matrix = self._encode(rows)
         if self._program is not None:
             phi, raw = self._kernel(matrix, self._program)
-            base = np.repeat((self._expected + self._offset)[None, :], len(raw), axis=0)
-            raw = raw + self._offset
+            base = np.repeat(self._base_row, len(raw), axis=0)
+            raw += self._offset
         else:
             native = self._native(matrix)
             phi, base = native[:, :, :-1], native[:, :, -1]
