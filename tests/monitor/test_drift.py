@@ -178,3 +178,15 @@ def test_chosen_statistics_only_computes_psi_and_the_chosen_method() -> None:
     assert [s.method for s in chosen.feature("c").statistics] == ["psi", "jensenshannon"]
     assert [s.method for s in everything.feature("a").statistics] == ["psi", "ks", "wasserstein"]
     assert chosen.feature("a").score == everything.feature("a").score
+
+
+def test_threads_give_the_same_report_as_one_thread() -> None:
+    reference = pd.DataFrame({name: RNG.normal(0, 1, 3000) for name in "abcdef"})
+    current = pd.DataFrame({name: RNG.normal(0.1 * i, 1, 3000) for i, name in enumerate("abcdef")})
+    schema = Schema(dict.fromkeys("abcdef", "numeric"))
+    profile = profile_frame(reference, schema)
+    window = profile_frame(current, schema, profile)
+    ref = {name: reference[name].to_numpy() for name in reference.columns}
+    cur = {name: current[name].to_numpy() for name in current.columns}
+    one = compare(profile, window, reference_values=ref, current_values=cur)
+    assert compare(profile, window, reference_values=ref, current_values=cur, workers=3) == one

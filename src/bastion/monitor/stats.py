@@ -221,9 +221,9 @@ def ks_p_value_of(reference: FloatArray, current: FloatArray, statistic: float) 
     return ks_p_value(statistic, reference.size, current.size)
 
 
-def normalised_wasserstein(distance_: float, reference_std: float) -> float:
+def normalised_wasserstein(distance: float, reference_std: float) -> float:
     """A Wasserstein distance in units of the reference standard deviation (floored like Evidently)."""
-    return distance_ / max(reference_std, WASSERSTEIN_STD_FLOOR)
+    return distance / max(reference_std, WASSERSTEIN_STD_FLOOR)
 
 
 def benjamini_hochberg(p_values: list[float]) -> list[float]:
