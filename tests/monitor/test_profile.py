@@ -231,3 +231,19 @@ def test_bin_counts_locate_each_value_in_its_interval(
     index[data == grid[-1]] = grid.size - 1  # the last interval is closed
     expected = tuple(int(c) for c in np.bincount(index, minlength=grid.size + 1))
     assert bin_counts(data, tuple(float(e) for e in grid)) == expected
+
+
+def test_nullable_and_boolean_columns_are_profiled() -> None:
+    schema = Schema({"n": "numeric", "flag": "categorical"})
+    data = pd.DataFrame(
+        {
+            "n": pd.array([1, None, 3], dtype="Int64"),
+            "flag": pd.array([True, False, None], dtype="boolean"),
+        }
+    )
+    profile = profile_frame(data, schema)
+    n, flag = profile.features["n"], profile.features["flag"]
+    assert isinstance(n, NumericSketch)
+    assert isinstance(flag, CategoricalSketch)
+    assert (n.count, n.missing, n.mean) == (2, 1, 2.0)
+    assert (flag.counts, flag.missing) == ({"True": 1, "False": 1}, 1)
