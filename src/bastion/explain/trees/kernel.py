@@ -22,7 +22,9 @@ from bastion.explain.trees.model import (
     CATEGORY_LEFT,
     CATEGORY_RIGHT,
     LESS,
+    LESS_EQUAL,
     MISSING_AS_ZERO,
+    MISSING_DEFAULT,
     MISSING_ZERO,
     Edges,
     Floats,
@@ -82,6 +84,7 @@ def _explain(
     narrow_at: Any,
     floats: Any,
     floats_at: Any,
+    plain_end: Any,
     table: Any,
     phi: Any,
     raw: Any,
@@ -123,7 +126,19 @@ def _explain(
             if tiny_is_zero and -_ZERO <= v <= _ZERO:
                 v = 0.0
             x[f] = v
-        for s in range(n_splits):
+        # numeric splits whose NaN goes by default_left or reads as 0 come first (sorted by
+        # kind and missing rule): decided without branches, `<=` then `<`
+        for s in range(0, plain_end[0]):
+            v = x[feature[s]]
+            nan = v != v
+            below = (0.0 if nan else v) <= threshold[s]
+            left[s] = default_left[s] if nan and missing[s] == MISSING_DEFAULT else below
+        for s in range(plain_end[0], plain_end[1]):
+            v = x[feature[s]]
+            nan = v != v
+            below = (0.0 if nan else v) < threshold[s]
+            left[s] = default_left[s] if nan and missing[s] == MISSING_DEFAULT else below
+        for s in range(plain_end[1], n_splits):
             goes = _goes_left(
                 x[feature[s]],
                 kind[s],
@@ -208,6 +223,9 @@ class Program:
     narrow_at: npt.NDArray[np.int64]
     floats: Floats
     floats_at: npt.NDArray[np.int64]
+    #: splits ``[0, plain_end[0])`` are ``<=`` and ``[plain_end[0], plain_end[1])`` are ``<``
+    #: numeric splits whose missing values follow default_left or read as 0
+    plain_end: npt.NDArray[np.int64]
     table: Floats
     n_outputs: int
     n_features: int
@@ -253,8 +271,25 @@ def program(
     wide, wide_at = _pack([named[n] for n in _WIDE], np.int32)
     narrow, narrow_at = _pack([named[n] for n in _NARROW], np.int8)
     floats, floats_at = _pack([named[n] for n in _FLOATS], np.float64)
+    plain = (splits.missing != MISSING_ZERO).astype(bool)
+    less_equal = plain & (splits.kind == LESS_EQUAL)
+    less = plain & (splits.kind == LESS)
+    # `collect` sorts splits by kind, then missing rule (MISSING_ZERO last within a kind)
+    n_less_equal, n_less = int(less_equal.sum()), int(less.sum())
+    if not (less_equal[:n_less_equal].all() and less[n_less_equal : n_less_equal + n_less].all()):
+        raise ValueError("splits are not sorted by kind and missing rule")
+    plain_end = np.array([n_less_equal, n_less_equal + n_less], dtype=np.int64)
     return Program(
-        wide, wide_at, narrow, narrow_at, floats, floats_at, tables.table, n_outputs, n_features
+        wide,
+        wide_at,
+        narrow,
+        narrow_at,
+        floats,
+        floats_at,
+        plain_end,
+        tables.table,
+        n_outputs,
+        n_features,
     )
 
 
@@ -295,6 +330,7 @@ def explain_matrix(
         packed.narrow_at,
         packed.floats,
         packed.floats_at,
+        packed.plain_end,
         packed.table,
         phi,
         raw,
