@@ -28,6 +28,7 @@ Exit status 1 if a target is missed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import math
 import os
@@ -84,6 +85,14 @@ def timed(call: Callable[[], Any]) -> float:
     started = time.perf_counter()
     call()
     return time.perf_counter() - started
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 def commit() -> str:
@@ -172,7 +181,7 @@ def run() -> None:
     speedup = shap_p50 / p50
     print(
         f"## Explanations ({dt.date.today().isoformat()})\n\n"
-        f"{os.cpu_count()} CPUs ({platform.processor() or 'unknown'}), Python "
+        f"{os.cpu_count()} CPUs ({cpu_model()}), Python "
         f"{platform.python_version()}, shap {shap().__version__}, commit {commit()}. "
         f"Demo model: {model.booster.num_trees()} trees, 31 leaves, {len(FEATURES)} features; "
         f"{len(rows)} held-out decisions (5 % unseen channel, 5 % unseen country, 5 % missing "

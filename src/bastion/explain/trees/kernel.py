@@ -1,11 +1,12 @@
-"""The explain loop, compiled with numba: one pass over every split, then a gather per leaf.
+"""The explain loop, compiled with numba: every split once, then one table row per leaf.
 
 Per row it decides every split of the ensemble once (with the framework's own rules for
-``<``/``<=``, missing values and categorical sets), builds each leaf's mask of satisfied
-features from its path, and adds the leaf's table row into the contributions. It also sums
-the leaf each tree actually reaches, which is the model's raw output (checked against the
-framework at start-up). Compiled once and cached on disk; ``nogil`` so worker threads run it
-in parallel.
+``<``/``<=``, missing values and categorical sets), propagates each node's set of failed
+features from its parent, finds each leaf's table row for its mask of satisfied features,
+and sums the table entries column by column into the contributions. It also sums the leaf
+each tree actually reaches, which is the model's raw output (checked against the framework
+at start-up). Compiled once and cached on disk; ``nogil`` so worker threads run it in
+parallel.
 """
 
 from __future__ import annotations
