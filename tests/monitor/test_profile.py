@@ -181,6 +181,11 @@ def test_text_descriptors_use_the_reference_vocabulary() -> None:
     assert isinstance(text, TextSketch)
     assert text.descriptors["oov_rate"].mean == pytest.approx(0.5)  # 0 and 1
     assert text.script.counts == {"latin": 1, "cyrillic": 1}
+    reference_text = reference.features["notes"]
+    assert isinstance(reference_text, TextSketch)
+    assert reference_text.vocabulary == frozenset({"pays", "on", "time", "late"})
+    assert text.vocabulary is None  # windows keep only the fingerprint
+    assert text.fingerprint == reference_text.fingerprint
 
 
 def test_profile_batches_equals_one_profile_of_all_rows() -> None:

@@ -17,6 +17,7 @@ so replicas and hours can be combined without ever holding the raw rows in one p
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -60,40 +61,56 @@ class Schema:
 
 @dataclass(frozen=True)
 class TextSketch:
-    """Descriptor sketches of a text column against the reference vocabulary."""
+    """Descriptor sketches of a text column against the reference vocabulary.
 
-    vocabulary: frozenset[str]
+    Only the reference keeps the vocabulary itself (up to 20,000 tokens); windows keep its
+    fingerprint, so stored windows stay small and two windows merge only when they were
+    measured against the same vocabulary.
+    """
+
+    fingerprint: str
     descriptors: dict[str, NumericSketch]
     script: CategoricalSketch
+    vocabulary: frozenset[str] | None = None
 
     @property
     def rows(self) -> int:
         return self.descriptors["length"].rows
 
     def merge(self, other: TextSketch) -> TextSketch:
-        if self.vocabulary != other.vocabulary:
+        if self.fingerprint != other.fingerprint:
             raise ValueError("text sketches built against different vocabularies cannot be merged")
         return TextSketch(
-            vocabulary=self.vocabulary,
+            fingerprint=self.fingerprint,
             descriptors={k: v.merge(other.descriptors[k]) for k, v in self.descriptors.items()},
             script=self.script.merge(other.script),
+            vocabulary=self.vocabulary,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "text",
-            "vocabulary": sorted(self.vocabulary),
+            "fingerprint": self.fingerprint,
+            "vocabulary": None if self.vocabulary is None else sorted(self.vocabulary),
             "descriptors": {k: v.to_dict() for k, v in self.descriptors.items()},
             "script": self.script.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TextSketch:
+        vocabulary = data.get("vocabulary")
         return cls(
-            vocabulary=frozenset(str(t) for t in data["vocabulary"]),
+            fingerprint=str(data["fingerprint"]),
             descriptors={k: NumericSketch.from_dict(v) for k, v in data["descriptors"].items()},
             script=CategoricalSketch.from_dict(data["script"]),
+            vocabulary=None if vocabulary is None else frozenset(str(t) for t in vocabulary),
         )
+
+
+def fingerprint(vocabulary: frozenset[str]) -> str:
+    """A short stable digest of a vocabulary (order-independent)."""
+    digest = hashlib.sha256("\n".join(sorted(vocabulary)).encode("utf-8"))
+    return digest.hexdigest()[:16]
 
 
 Sketch = NumericSketch | CategoricalSketch | TextSketch
@@ -231,6 +248,10 @@ def _sketch(column: pd.Series[Any], kind: FeatureKind, base: Sketch | None, bins
         return sketch_categorical(column, keep)
     texts = column.tolist()
     if isinstance(base, TextSketch):
+        if base.vocabulary is None:
+            raise ValueError(
+                f"text feature {column.name!r}: the reference profile has no vocabulary"
+            )
         vocabulary = base.vocabulary
     else:
         vocabulary = build_vocabulary(t for t in texts if isinstance(t, str))
@@ -241,7 +262,10 @@ def _sketch(column: pd.Series[Any], kind: FeatureKind, base: Sketch | None, bins
         descriptors[descriptor] = sketch_numeric(getattr(described, descriptor), edges, bins=bins)
     keep = frozenset(base.script.counts) if isinstance(base, TextSketch) else frozenset()
     script = sketch_categorical(pd.Series(described.script, dtype=object), keep)
-    return TextSketch(vocabulary, descriptors, script)
+    is_reference = not isinstance(base, TextSketch)
+    return TextSketch(
+        fingerprint(vocabulary), descriptors, script, vocabulary if is_reference else None
+    )
 
 
 def _floats(column: pd.Series[Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
