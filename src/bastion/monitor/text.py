@@ -10,6 +10,7 @@ language shows up in the non-ASCII share and the script mix.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -41,6 +42,7 @@ def build_vocabulary(texts: Iterable[str], size: int = VOCABULARY_SIZE) -> froze
     return frozenset(token for token, _ in ranked[:size])
 
 
+@functools.lru_cache(maxsize=65_536)
 def script_of(char: str) -> str | None:
     """The script of a letter from its Unicode name (``LATIN SMALL LETTER A`` → ``latin``)."""
     if not char.isalpha():
@@ -56,7 +58,12 @@ def script_of(char: str) -> str | None:
 
 def dominant_script(text: str) -> str:
     """The script most of the letters in `text` belong to; ``none`` without letters."""
-    counts = Counter(script for script in map(script_of, text) if script is not None)
+    # one look-up per distinct character (texts repeat characters), each cached
+    counts: Counter[str] = Counter()
+    for char, n in Counter(text).items():
+        script = script_of(char)
+        if script is not None:
+            counts[script] += n
     if not counts:
         return NO_LETTERS
     return max(counts.items(), key=lambda item: (item[1], item[0]))[0]
@@ -89,6 +96,6 @@ def describe(texts: Sequence[object], vocabulary: frozenset[str]) -> TextDescrip
         length[i] = len(value)
         words = tokens(value)
         oov[i] = sum(word not in vocabulary for word in words) / len(words) if words else 0.0
-        non_ascii[i] = sum(not c.isascii() for c in value) / len(value) if value else 0.0
+        non_ascii[i] = (1.0 - len(value.encode("ascii", "ignore")) / len(value)) if value else 0.0
         script[i] = dominant_script(value)
     return TextDescriptors(length=length, oov_rate=oov, non_ascii=non_ascii, script=script)
