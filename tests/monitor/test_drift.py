@@ -190,3 +190,14 @@ def test_threads_give_the_same_report_as_one_thread() -> None:
     cur = {name: current[name].to_numpy() for name in current.columns}
     one = compare(profile, window, reference_values=ref, current_values=cur)
     assert compare(profile, window, reference_values=ref, current_values=cur, workers=3) == one
+
+
+def test_raw_values_of_non_numeric_features_are_ignored() -> None:
+    reference = pd.DataFrame({"c": ["x", "y"] * 50})
+    schema = Schema({"c": "categorical"})
+    profile = profile_frame(reference, schema)
+    strings = {"c": np.asarray(["x", "y"] * 50)}
+    result = compare(profile, profile, reference_values=strings, current_values=strings).feature(
+        "c"
+    )
+    assert not result.drifted

@@ -140,7 +140,9 @@ def compare(
 
     def one(name: str) -> list[FeatureDrift]:
         sketch, other = reference.features[name], current.features[name]
-        return _feature(name, sketch, other, config, _raw(name, raw_ref, raw_cur))
+        # raw values only matter (and are only read) for numeric features
+        raw = _raw(name, raw_ref, raw_cur) if isinstance(sketch, NumericSketch) else None
+        return _feature(name, sketch, other, config, raw)
 
     if workers > 1:
         # sorting and merging raw values releases the GIL, so threads overlap the big columns
