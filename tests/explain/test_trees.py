@@ -113,3 +113,16 @@ def test_tree_method_on_a_linear_model_is_a_spec_error(tmp_path: Path) -> None:
     loaded = load(BUILDERS["sklearn-binary"](tmp_path), tmp_path)
     with pytest.raises(SpecError, match="not a tree ensemble"):
         build_explainer(loaded.adapter, loaded.version, ExplainConfig(method="tree"))
+
+
+def test_worker_threads_explain_concurrently_with_the_same_values(
+    demo: tuple[LightGBMAdapter, list[dict[str, Any]]],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    adapter, rows = demo
+    explainer = TreeShapExplainer(lightgbm_source(adapter))
+    expected = explainer.explain(rows)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda row: explainer.explain([row])[0], rows * 5))
+    assert results == expected * 5

@@ -174,14 +174,24 @@ def _explain(
             phi[row, column] = total
 
 
-_inline = numba.njit(cache=True, nogil=True, inline="always")
-_contains = _inline(_contains)
-_goes_left = _inline(_goes_left)
+def _jit(function: Any, **options: Any) -> Any:
+    """Compile with numba, cached on disk when a cache directory is writable.
+
+    numba caches next to the source or in the user's cache directory (``NUMBA_CACHE_DIR``);
+    where neither is writable (a read-only install without a home), it compiles at start-up
+    instead of failing.
+    """
+    try:
+        return numba.njit(cache=True, nogil=True, **options)(function)
+    except RuntimeError:
+        return numba.njit(nogil=True, **options)(function)
+
+
+_contains = _jit(_contains, inline="always")
+_goes_left = _jit(_goes_left, inline="always")
 # reassociation lets the column sums vectorise instead of one long chain of dependent
 # additions; no other fast-math flag (NaN and infinity tests must keep their meaning)
-_compiled = cast(
-    Callable[..., None], numba.njit(cache=True, nogil=True, fastmath={"reassoc"})(_explain)
-)
+_compiled = cast(Callable[..., None], _jit(_explain, fastmath={"reassoc"}))
 
 
 _WIDE = (
