@@ -162,17 +162,68 @@ def test_parse_spec_rejects_content_in_a_reserved_section() -> None:
 deployments:
   credit:
     model: credit:3
-    policy: {x: 1}
+    rollout: {x: 1}
 """
     error = _spec_error(text)
 
-    assert [e.field for e in error.errors] == ["deployments.credit.policy.x (line 4)"]
+    assert [e.field for e in error.errors] == ["deployments.credit.rollout.x (line 4)"]
 
 
 def test_parse_spec_accepts_an_empty_reserved_section() -> None:
-    spec = parse_spec("deployments:\n  credit:\n    model: credit:3\n    policy: {}\n")
+    spec = parse_spec("deployments:\n  credit:\n    model: credit:3\n    rollout: {}\n")
 
-    assert spec.deployments["credit"].policy is not None
+    assert spec.deployments["credit"].rollout is not None
+
+
+def test_parse_spec_names_the_line_of_a_policy_rule_that_does_not_compile() -> None:
+    text = """\
+deployments:
+  credit:
+    model: credit:3
+    policy:
+      rules:
+        - {name: ok, when: "features.age < 18", outcome: decline, reason: R01}
+        - {name: bad, when: "features.amount > > 3", outcome: review, reason: R02}
+"""
+    error = _spec_error(text)
+
+    (field,) = error.errors
+    assert field.field == "deployments.credit.policy.rules.1.when (line 7)"
+    assert "does not compile at line 1, column 19" in field.message
+
+
+def test_parse_spec_reads_the_monitor_section() -> None:
+    text = """\
+deployments:
+  credit:
+    model: credit:3
+    monitor:
+      window_rows: 500
+      costs: {fp: 1, fn: 5}
+      alerts:
+        - {name: psi, when: "features.exists(f, features[f].psi > 0.2)", for_windows: 2}
+      webhooks: [{url: "https://hooks.example.com/x"}]
+"""
+    monitor = parse_spec(text).deployments["credit"].monitor
+
+    assert monitor is not None
+    assert (monitor.window_rows, monitor.alerts[0].for_windows) == (500, 2)
+
+
+@pytest.mark.parametrize(
+    ("monitor", "field", "message"),
+    [
+        ('{alerts: [{name: a, when: "features >"}]}', "alerts.0.when", "does not compile"),
+        ("{window_minutes: 5, window_rows: 100}", "monitor", "not both"),
+        ('{alerts: [{name: a, when: "true"}, {name: a, when: "false"}]}', "monitor", "unique"),
+        ('{webhooks: [{url: "ftp://x"}]}', "webhooks.0.url", "pattern"),
+    ],
+)
+def test_parse_spec_refuses_a_bad_monitor_section(monitor: str, field: str, message: str) -> None:
+    error = _spec_error(f"deployments:\n  credit:\n    model: credit:3\n    monitor: {monitor}\n")
+
+    assert field in error.errors[0].field
+    assert message in error.errors[0].message
 
 
 def test_parse_spec_reports_every_bad_field() -> None:

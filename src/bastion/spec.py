@@ -2,11 +2,12 @@
 
 A spec names deployments; each serves one model version (pinned as `name:version`, or
 following a stage as `name@production`) with its batching settings. Sections that later
-capabilities fill in (rollout, monitor) are reserved: they parse, and must stay empty until
+capabilities fill in (rollout) are reserved: they parse, and must stay empty until
 the capability lands, so a spec written today keeps its meaning. The ``guard`` section
 configures the input contract, the out-of-distribution score and the handling of personal
 data (`Guard`); ``policy`` the rules, bands and review queue (`PolicyConfig`); ``explain``
-the per-decision explanations (`ExplainConfig`).
+the per-decision explanations (`ExplainConfig`); ``monitor`` drift windows and alerts
+(`MonitorConfig`).
 
 Errors name the field path and the line in the file, e.g.
 ``deployments.credit.batching.max_wait_ms (line 7): Input should be greater than or equal to 0``.
@@ -34,6 +35,7 @@ from ruamel.yaml.error import YAMLError
 from bastion.errors import FieldError, SpecError
 from bastion.explain.config import ExplainConfig
 from bastion.guard.policy import ContractPolicy, OODPolicy, PiiPolicy
+from bastion.monitor.config import MonitorConfig
 from bastion.policy.config import PolicyConfig
 
 STAGES = ("none", "staging", "production", "archived")
@@ -202,7 +204,9 @@ class Deployment(Strict):
         None, description="Per-decision contributions and reason codes."
     )
     rollout: Reserved | None = Field(None, description="Reserved: shadow, canary, A/B.")
-    monitor: Reserved | None = Field(None, description="Reserved: drift, performance, alerts.")
+    monitor: MonitorConfig | None = Field(
+        None, description="Drift and performance windows, alerts and webhooks."
+    )
 
     @field_validator("model", mode="before")
     @classmethod

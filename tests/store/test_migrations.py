@@ -25,6 +25,9 @@ TABLES = {
     "api_keys",
     "review_tasks",
     "feedback",
+    "monitor_windows",
+    "alert_states",
+    "alert_events",
 }
 
 

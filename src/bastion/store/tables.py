@@ -84,6 +84,8 @@ class ModelVersionRow(Base):
     #: the score calibration fitted by `bastion policy tune` (`Calibration.to_dict()`),
     #: applied to this version's scores at serving
     calibration: Mapped[dict[str, Any] | None]
+    #: the drift reference profile (`bastion.monitor.profile.Profile.to_dict()`)
+    monitor_profile: Mapped[dict[str, Any] | None]
 
 
 class StageTransitionRow(Base):
@@ -212,3 +214,58 @@ class FeedbackRow(Base):
     sampling_probability: Mapped[float | None] = mapped_column(Float)
     actor: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
+
+
+class MonitorWindowRow(Base):
+    """One window of decisions compared with the reference: its profile (mergeable), the
+    drift report, label-based performance and the label-free estimate."""
+
+    __tablename__ = "monitor_windows"
+    __table_args__ = (Index("ix_monitor_windows_deployment_ended_at", "deployment", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[int]
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    rows: Mapped[int]
+    profile: Mapped[dict[str, Any]]
+    drift: Mapped[dict[str, Any] | None]
+    performance: Mapped[dict[str, Any] | None]
+    estimated: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+
+
+class AlertStateRow(Base):
+    """The current state of one alert rule of one deployment."""
+
+    __tablename__ = "alert_states"
+    __table_args__ = (Index("uq_alert_states_deployment_name", "deployment", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(64))
+    #: ``ok``, ``pending`` (condition held, not yet for enough windows) or ``firing``
+    state: Mapped[str] = mapped_column(String(16))
+    consecutive: Mapped[int]
+    since: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    details: Mapped[dict[str, Any] | None]
+
+
+class AlertEventRow(Base):
+    """A change of an alert's state (history), and whether it was notified."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_deployment_at", "deployment", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    details: Mapped[dict[str, Any] | None]
+    notified_at: Mapped[datetime | None]
+    attempts: Mapped[int]
