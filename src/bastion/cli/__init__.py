@@ -10,7 +10,19 @@ from typing import Any
 
 import typer
 
-from bastion.cli import audit, explain, keys, models, policy, privacy, review, serve, spec
+from bastion.cli import (
+    audit,
+    explain,
+    feedback,
+    keys,
+    models,
+    monitor,
+    policy,
+    privacy,
+    review,
+    serve,
+    spec,
+)
 from bastion.cli.common import errors
 from bastion.errors import BastionError
 
@@ -28,6 +40,8 @@ app.add_typer(privacy.app, name="privacy")
 app.add_typer(policy.app, name="policy")
 app.add_typer(review.app, name="review")
 app.add_typer(explain.app, name="explain")
+app.add_typer(feedback.app, name="feedback")
+app.add_typer(monitor.app, name="monitor")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from bastion import console
-from bastion.server import oip, openapi, review, subjects, v1
+from bastion.server import feedback, monitor, oip, openapi, review, subjects, v1
 from bastion.server.auth import (
     REFRESH_SECONDS,
     UNNOTIFIED_REFRESH_SECONDS,
@@ -91,6 +91,8 @@ def create_app(
     routes = [
         *v1.routes,
         *review.routes,
+        *feedback.routes,
+        *monitor.routes,
         *subjects.routes,
         *oip.routes,
         *openapi.routes,

@@ -74,13 +74,16 @@ class Action(StrEnum):
     METRICS = "read metrics"
     PRIVACY = "export or erase a data subject"
     REVIEW = "work the review queue"
+    FEEDBACK = "send feedback labels"
     ADMIN = "administer"
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
-    "predict": frozenset({Action.SERVER, Action.METADATA, Action.INFER}),
+    "predict": frozenset({Action.SERVER, Action.METADATA, Action.INFER, Action.FEEDBACK}),
     "review": frozenset({Action.SERVER, Action.READ_DECISIONS, Action.REVIEW}),
-    "operate": frozenset({Action.SERVER, Action.METADATA, Action.READ_DECISIONS, Action.METRICS}),
+    "operate": frozenset(
+        {Action.SERVER, Action.METADATA, Action.READ_DECISIONS, Action.METRICS, Action.FEEDBACK}
+    ),
     "admin": frozenset(Action),
 }
 
@@ -116,6 +119,9 @@ ROUTE_RULES: dict[str, Rule] = {
     "/v1/review/tasks/{task_id}/release": Rule(Action.REVIEW),
     "/v1/review/tasks/{task_id}/escalate": Rule(Action.REVIEW),
     "/v1/review/stats": Rule(Action.REVIEW),
+    "/v1/decisions/{decision_id}/feedback": Rule(Action.FEEDBACK),
+    "/v1/deployments/{deployment}/monitor/windows": Rule(Action.METRICS, "deployment"),
+    "/v1/deployments/{deployment}/monitor/alerts": Rule(Action.METRICS, "deployment"),
     "/metrics": Rule(Action.METRICS),
     "/v1/subjects/{subject_id}": Rule(Action.PRIVACY),
 }
