@@ -11,7 +11,7 @@ import pandas as pd
 
 from bastion.registry.signature import OutputSignature, infer_input_signature
 from bastion.registry.versions import ModelVersion
-from bastion.runtime.adapter import ModelAdapter
+from bastion.runtime.adapter import LoadOptions, ModelAdapter
 from tests.model_cases import Case
 
 
@@ -60,3 +60,25 @@ def load(case: Case, tmp: Path) -> Loaded:
         created_at=datetime.now(UTC),
     )
     return Loaded(case, adapter, version)
+
+
+def version_for(frame: pd.DataFrame) -> ModelVersion:
+    """The version the registry would hold for a binary classifier trained on `frame`."""
+    return ModelVersion(
+        name="credit",
+        version=1,
+        digest="0" * 64,
+        framework="sklearn",
+        artifact_path=Path("model.skops"),
+        options=LoadOptions(),
+        library_versions={},
+        input_signature=infer_input_signature(frame),
+        output_signature=OutputSignature(task="classification", classes=[0, 1]),
+        data_fingerprint=None,
+        metrics={},
+        tags={},
+        description=None,
+        stage="none",
+        author=None,
+        created_at=datetime.now(UTC),
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,33 +16,10 @@ from bastion.errors import SpecError
 from bastion.explain import build_explainer
 from bastion.explain.background import background_frame
 from bastion.explain.config import ExplainConfig
-from bastion.registry.signature import OutputSignature, infer_input_signature
 from bastion.registry.versions import ModelVersion
-from bastion.runtime.adapter import LoadOptions
 from bastion.runtime.estimator import EstimatorAdapter
-from tests.explain.cases import load, records
+from tests.explain.cases import load, records, version_for
 from tests.model_cases import BUILDERS, mixed_frame, mixed_target
-
-
-def version_for(frame: pd.DataFrame) -> ModelVersion:
-    return ModelVersion(
-        name="credit",
-        version=1,
-        digest="0" * 64,
-        framework="sklearn",
-        artifact_path=Path("model.skops"),
-        options=LoadOptions(),
-        library_versions={},
-        input_signature=infer_input_signature(frame),
-        output_signature=OutputSignature(task="classification", classes=[0, 1]),
-        data_fingerprint=None,
-        metrics={},
-        tags={},
-        description=None,
-        stage="none",
-        author=None,
-        created_at=datetime.now(UTC),
-    )
 
 
 @pytest.fixture

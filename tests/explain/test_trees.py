@@ -20,7 +20,7 @@ from bastion.explain.tree import TreeShapExplainer
 from bastion.explain.trees.lightgbm import lightgbm_source
 from bastion.explain.trees.tables import MAX_PATH_FEATURES
 from bastion.runtime.lightgbm import LightGBMAdapter
-from tests.explain.cases import load, records
+from tests.explain.cases import load, records, version_for
 from tests.model_cases import BUILDERS
 
 
@@ -126,3 +126,38 @@ def test_worker_threads_explain_concurrently_with_the_same_values(
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda row: explainer.explain([row])[0], rows * 5))
     assert results == expected * 5
+
+
+def test_a_forest_behind_one_hot_encoding_is_explained_per_request_field() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from bastion.runtime.estimator import EstimatorAdapter
+    from tests.model_cases import mixed_frame, mixed_target
+
+    frame = mixed_frame()
+    frame["color"] = frame["color"].astype(str)
+    encode = ColumnTransformer(
+        [("num", StandardScaler(), ["f0", "n"]), ("cat", OneHotEncoder(), ["color"])]
+    )
+    forest = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0)
+    model = make_pipeline(encode, forest).fit(frame, mixed_target(frame))
+    adapter = EstimatorAdapter(model, "sklearn")
+    explainer = build_explainer(adapter, version_for(frame), ExplainConfig(method="tree"))
+    rows = records(frame.head(10))
+    explanations = explainer.explain(rows)
+
+    encoded = model[:-1].transform(frame.head(10))
+    reference = shap().TreeExplainer(forest)
+    expected = np.asarray(reference.shap_values(encoded))[:, :, 1]  # (rows, encoded columns)
+    probability = model.predict_proba(frame.head(10))[:, 1]
+    assert explainer.method == "tree_shap"
+    for i, explanation in enumerate(explanations):
+        assert list(explanation.contributions) == ["f0", "n", "color"]
+        assert explanation.contributions["f0"] == pytest.approx(expected[i, 0], abs=1e-6)
+        assert explanation.contributions["color"] == pytest.approx(expected[i, 2:].sum(), abs=1e-6)
+        assert explanation.margin == pytest.approx(probability[i], abs=1e-9)
+        assert explanation.output == "probability"
+        assert explanation.additive

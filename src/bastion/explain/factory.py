@@ -34,13 +34,16 @@ def tree_source(adapter: ModelAdapter, fields: list[str]) -> TreeSource | None:
         from bastion.explain.trees.xgboost import xgboost_source
 
         return xgboost_source(adapter)
-    from bastion.explain.trees.sklearn import is_tree_ensemble, sklearn_source
+    from bastion.explain.encoded import Untraceable
+    from bastion.explain.trees.sklearn import NotTrees, sklearn_source
 
     estimator = _estimator(adapter)
-    if estimator is not None and is_tree_ensemble(estimator):
-        fitted_on_array = getattr(estimator, "feature_names_in_", None) is None
-        return sklearn_source(estimator, fields, adapter.classes, fitted_on_array)
-    return None
+    if estimator is None:
+        return None
+    try:
+        return sklearn_source(estimator, fields, adapter.classes)
+    except (NotTrees, Untraceable):
+        return None
 
 
 def _estimator(adapter: ModelAdapter) -> Any:

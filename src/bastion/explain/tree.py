@@ -31,8 +31,14 @@ class TreeShapExplainer(Explainer):
 
     def __init__(self, source: TreeSource) -> None:
         self._source = source
-        self.fields = list(source.fields)
+        self.fields = list(source.request_fields or source.fields)
         self._n_features = len(source.fields)
+        # model features to request fields (one-hot columns summed), None when one to one
+        self._fold: Floats | None = None
+        if source.fields != self.fields:
+            self._fold = np.zeros((self._n_features, len(self.fields)))
+            for feature, name in enumerate(source.fields):
+                self._fold[feature, self.fields.index(name)] = 1.0
         self._n_outputs = len(source.targets)
         splits, edges, leaves, self._expected = collect(source.trees)
         self._expected = np.resize(self._expected, self._n_outputs)
@@ -124,13 +130,13 @@ class TreeShapExplainer(Explainer):
         n = len(raw)
         if self._n_outputs == 1:
             picks = np.zeros(n, dtype=np.int64)
-            contributions = phi[:, 0, :].tolist()
-            bases, margins = base[:, 0].tolist(), raw[:, 0].tolist()
+            chosen, bases, margins = phi[:, 0, :], base[:, 0].tolist(), raw[:, 0].tolist()
         else:
             picks = raw.argmax(axis=1)
             every = np.arange(n)
-            contributions = phi[every, picks].tolist()
+            chosen = phi[every, picks]
             bases, margins = base[every, picks].tolist(), raw[every, picks].tolist()
+        contributions = (chosen if self._fold is None else chosen @ self._fold).tolist()
         return [
             make_explanation(
                 methods[i],

@@ -2,7 +2,8 @@
 
 Covers decision trees, random forests and extra trees (classifiers explain class
 probabilities, as shap's TreeExplainer does; forests average their trees) and gradient
-boosting (the raw score: log-odds for classifiers). scikit-learn compares float32 inputs
+boosting (the raw score: log-odds for classifiers), alone or at the end of a pipeline whose
+encoded columns are traced back to request fields (`encoded.trace`). scikit-learn compares float32 inputs
 with ``x <= threshold``, sends NaN the way ``missing_go_to_left`` says, and weighs TreeSHAP by
 weighted sample counts. Its reference contributions come from shap's TreeExplainer.
 """
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bastion.explain.encoded import trace
 from bastion.explain.explanation import Output
 from bastion.explain.shap_import import shap
 from bastion.explain.trees.model import LESS_EQUAL, MISSING_DEFAULT, Floats, Tree
@@ -98,42 +100,69 @@ def _proportions(fitted: Any) -> Floats:
     return np.asarray(np.divide(value, total, out=np.zeros_like(value), where=total > 0))
 
 
-def sklearn_source(
-    estimator: Any, fields: list[str], classes: list[Label], fitted_on_array: bool
-) -> TreeSource:
-    """A scikit-learn tree model with records encoded as it reads them (float32)."""
-    trees, n_outputs = sklearn_trees(estimator)
-    name = type(estimator).__name__
-    boosting = name in _BOOSTING
-    classifier = hasattr(estimator, "classes_")
+class NotTrees(Exception):
+    """The estimator is not a tree model (or a pipeline ending in one) this module reads."""
+
+
+def split_tree_pipeline(estimator: Any, fields: list[str]) -> tuple[Any | None, Any, list[str]]:
+    """(transforming steps or None, the tree model, the field behind each model feature).
+
+    Raises `NotTrees` when the (final) estimator is not a tree model this module reads, and
+    `Untraceable` when a pipeline's steps cannot be traced back to request fields.
+    """
+    steps = getattr(estimator, "steps", None)
+    final = steps[-1][1] if steps is not None else estimator
+    if not is_tree_ensemble(final):
+        raise NotTrees(f"{type(final).__name__} is not a tree model")
+    if steps is None or len(steps) == 1:
+        return None, final, list(fields)
+    prefix = estimator[:-1]
+    return prefix, final, trace(prefix, list(fields))
+
+
+def sklearn_source(estimator: Any, fields: list[str], classes: list[Label]) -> TreeSource:
+    """A scikit-learn tree model, or a pipeline ending in one, with records encoded as it
+    reads them (through the pipeline's transformers, then float32)."""
+    prefix, final, traced = split_tree_pipeline(estimator, fields)
+    trees, n_outputs = sklearn_trees(final)
+    boosting = type(final).__name__ in _BOOSTING
+    classifier = hasattr(final, "classes_")
+    # as the adapter does: estimators fitted on bare arrays warn when given a DataFrame
+    named = getattr(estimator, "feature_names_in_", None) is not None
+    final_names = getattr(final, "feature_names_in_", None)
 
     def encode(rows: Rows) -> Floats:
-        matrix = np.empty((len(rows), len(fields)), dtype=np.float64)
-        for index, field in enumerate(fields):
-            matrix[:, index] = np.array([row[field] for row in rows], dtype=np.float64)
-        return matrix
+        if prefix is None:
+            return np.array([[row[f] for f in fields] for row in rows], dtype=np.float64)
+        frame = pd.DataFrame({f: [row[f] for row in rows] for f in fields})
+        encoded = prefix.transform(frame if named else frame.to_numpy())
+        if hasattr(encoded, "toarray"):
+            encoded = encoded.toarray()
+        return np.asarray(encoded, dtype=np.float64).reshape(len(rows), len(traced))
 
     def data(matrix: Floats) -> Any:
-        return matrix if fitted_on_array else pd.DataFrame(matrix, columns=fields)
+        if final_names is None:
+            return matrix
+        return pd.DataFrame(matrix, columns=list(final_names))
 
     def native_raw(matrix: Floats) -> Floats:
         if boosting and classifier:
-            raw = estimator.decision_function(data(matrix))
+            raw = final.decision_function(data(matrix))
         elif classifier:
-            raw = estimator.predict_proba(data(matrix))
+            raw = final.predict_proba(data(matrix))
             raw = raw[:, 1:] if raw.shape[1] == 2 else raw
         else:
-            raw = estimator.predict(data(matrix))
+            raw = final.predict(data(matrix))
         return np.asarray(raw, dtype=np.float64).reshape(len(matrix), n_outputs)
 
     explainers: list[Any] = []  # shap's, built on first use only
 
     def native_contributions(matrix: Floats) -> Floats:
         if not explainers:
-            explainers.append(shap().TreeExplainer(estimator))
+            explainers.append(shap().TreeExplainer(final))
         explainer = explainers[0]
         values = np.asarray(explainer.shap_values(data(matrix)), dtype=np.float64)
-        values = values.reshape(len(matrix), len(fields), -1)  # (n, fields, outputs)
+        values = values.reshape(len(matrix), len(traced), -1)  # (n, features, outputs)
         values = values[:, :, -n_outputs:]
         base = np.resize(np.asarray(explainer.expected_value, dtype=np.float64), values.shape[2])
         bias = np.broadcast_to(base[-n_outputs:], (len(matrix), n_outputs))[:, None, :]
@@ -148,7 +177,7 @@ def sklearn_source(
         targets = [classes[-1]] if n_outputs == 1 else list(classes)
     return TreeSource(
         trees=trees,
-        fields=list(fields),
+        fields=traced,
         encode=encode,
         native_raw=native_raw,
         native_contributions=native_contributions,
@@ -156,4 +185,5 @@ def sklearn_source(
         targets=targets,
         float32=True,
         native_method="tree_shap_shap",
+        request_fields=list(fields),
     )

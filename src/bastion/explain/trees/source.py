@@ -28,7 +28,8 @@ class TreeSource:
     ----------
     trees : list of Tree
     fields : list of str
-        The request field behind each model feature (model feature order).
+        The request field behind each model feature (model feature order); a field
+        encoded into several features (one-hot) appears once per feature.
     encode : callable
         Records to the model-space matrix, shape ``(n, len(fields))``: what the adapter's
         ``predict_records`` hands the framework (category codes, NaN for missing).
@@ -55,6 +56,9 @@ class TreeSource:
     native_records : callable or None
         Records to the framework's own ``(contributions, raw)``, read exactly as the
         adapter reads them.
+    request_fields : list of str or None
+        The request fields contributions are reported for, in signature order, when
+        `fields` repeats or reorders them (the features of a field are summed).
     tolerance : float
         How closely the framework's raw output is reproduced (relative to its scale):
         float64 sums for LightGBM and scikit-learn, float32 sums for XGBoost.
@@ -73,6 +77,7 @@ class TreeSource:
     tolerance: float = 1e-9
     unsure: Callable[[Rows], list[bool]] | None = None
     native_records: Callable[[Rows], tuple[Floats, Floats]] | None = None
+    request_fields: list[str] | None = None
 
 
 def probe_matrix(splits: Splits, n_features: int, rows: int = 256, seed: int = 0) -> Floats:
