@@ -13,9 +13,26 @@ Every explainer (`TreeShapExplainer`, `LinearExplainer`, `PermutationExplainer`,
 caller's fields.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from bastion.explain.base import Explainer
 from bastion.explain.explanation import Explanation
-from bastion.explain.factory import build_explainer
 from bastion.explain.reasons import reason_codes
 
+if TYPE_CHECKING:
+    from bastion.explain.factory import build_explainer
+
 __all__ = ["Explainer", "Explanation", "build_explainer", "reason_codes"]
+
+
+def __getattr__(name: str) -> Any:
+    # The factory pulls in the registry, numpy kernels and shap. Loaded on first use, so
+    # that `bastion.spec` (which reads `explain.config`) imports neither, and no import
+    # cycle runs spec → explain → registry → spec.
+    if name == "build_explainer":
+        from bastion.explain.factory import build_explainer
+
+        return build_explainer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
