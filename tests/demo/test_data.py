@@ -11,9 +11,15 @@ from hypothesis import strategies as st
 from bastion.demo.data import (
     CHANNELS,
     COUNTRIES,
+    DRIFTED_COLUMNS,
+    DRIFTS,
     FEATURES,
+    INCOME_FACTOR,
     LABEL,
+    NEW_CHANNEL,
+    NEW_CHANNEL_SHARE,
     REQUEST_COLUMNS,
+    Drift,
     generate_applications,
 )
 from bastion.errors import InvalidInput
@@ -130,3 +136,63 @@ def test_generate_applications_any_seed_respects_the_schema(seed: int, n_rows: i
     assert frame["debt_ratio"].dropna().between(0, 1.5).all()
     assert frame["amount"].between(500, 75_000).all()
     assert list(frame["country"].cat.categories) == COUNTRIES
+
+
+@pytest.mark.parametrize("drift", DRIFTS)
+def test_drift_mode_moves_its_columns_and_leaves_the_others_identical(
+    frame: pd.DataFrame, drift: Drift
+) -> None:
+    drifted = generate_applications(N_ROWS, seed=7, drift=drift)
+    moved = set(DRIFTED_COLUMNS[drift]) | ({LABEL} if drift == "concept" else set())
+    for column in frame.columns:
+        same = drifted[column].astype(object).equals(frame[column].astype(object))
+        assert same != (column in moved), column
+
+
+def test_income_shift_multiplies_income(frame: pd.DataFrame) -> None:
+    drifted = generate_applications(N_ROWS, seed=7, drift="income_shift")
+    ratio = drifted["income"].median() / frame["income"].median()
+    assert ratio == pytest.approx(INCOME_FACTOR, rel=0.01)
+
+
+def test_new_channel_brings_a_channel_training_never_saw(frame: pd.DataFrame) -> None:
+    drifted = generate_applications(N_ROWS, seed=7, drift="new_channel")
+    assert list(drifted["channel"].cat.categories) == [*CHANNELS, NEW_CHANNEL]
+    assert NEW_CHANNEL not in set(frame["channel"])
+    share = (drifted["channel"] == NEW_CHANNEL).mean()
+    assert share == pytest.approx(NEW_CHANNEL_SHARE, abs=0.03)
+    # taken evenly from every channel: the old channels keep their proportions
+    old = drifted.loc[drifted["channel"] != NEW_CHANNEL, "channel"].astype(str)
+    before = frame["channel"].astype(str).value_counts(normalize=True)
+    after = old.value_counts(normalize=True)
+    assert (after - before).abs().max() < 0.03
+
+
+def test_noisy_notes_are_half_german_or_spanish_and_otherwise_misspelt(
+    frame: pd.DataFrame,
+) -> None:
+    notes = generate_applications(N_ROWS, seed=7, drift="noisy_notes")["note"]
+    foreign = notes.str.contains(r"\b(?:Der|Kunde|Brauche|El|Necesito)\b")
+    assert 0.45 < foreign.mean() < 0.55
+    assert notes.str.contains(r"[äöüßáéíóñ]").mean() > 0.2
+    english = ~foreign
+    changed = notes[english] != frame.loc[english, "note"]
+    # a few stay as they were: swapping a double letter ("ll") changes nothing
+    assert changed.mean() > 0.9
+    assert not notes.str.contains(r"\d{4,}|@").any(), "notes must not hold personal data"
+
+
+def test_concept_change_keeps_the_default_rate_but_breaks_the_old_relation(
+    frame: pd.DataFrame,
+) -> None:
+    drifted = generate_applications(N_ROWS, seed=7, drift="concept")
+    assert 0.06 <= drifted[LABEL].mean() <= 0.14
+    debt = drifted["debt_ratio"]
+    high = drifted.loc[debt > debt.quantile(0.75), LABEL].mean()
+    low = drifted.loc[debt < debt.quantile(0.25), LABEL].mean()
+    assert high < low, "under the new concept more debt no longer means more defaults"
+
+
+def test_generate_applications_rejects_unknown_drift_modes() -> None:
+    with pytest.raises(InvalidInput, match="drift must be one of income_shift"):
+        generate_applications(10, drift="weather")  # type: ignore[arg-type]

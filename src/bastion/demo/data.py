@@ -35,6 +35,34 @@ term, so a model can learn it well but not perfectly (held-out ROC AUC about 0.8
 ``channel`` and ``country`` always carry the full, fixed category lists `CHANNELS` and
 `COUNTRIES`, whatever the sample, so category codes agree between any two frames.
 
+Drift modes
+-----------
+``generate_applications(n, seed=..., drift=MODE)`` draws the same frame as without `drift`
+(same seed, same rows) and then changes exactly one thing, so a monitor can be checked for
+flagging what moved and nothing else. Each mode's extra randomness comes from its own
+generator, so the columns a mode leaves alone are identical, value for value, to the frame
+drawn without drift.
+
+============== ===================================== ======================================
+mode           moves                                 leaves alone
+============== ===================================== ======================================
+income_shift   ``income`` multiplied by 1.4 for      every other column, the label
+               every applicant (wage growth, or      included: the label was drawn before
+               gross reported where net was meant)   the shift, so risk did not change
+new_channel    ``channel``: 30 % of applications     the other features, ``note`` and the
+               (taken evenly from every channel)     label; the dtype's categories are
+               come in through ``app``, a channel    `CHANNELS` + ``["app"]``
+               the training data never saw
+noisy_notes    ``note``: half the notes are written  every model feature and the label
+               in German or Spanish, the others get
+               two or three typos each
+concept        the label: ``default`` is drawn       every feature's values (and so every
+               again from a different risk function  marginal); the default rate stays
+               (debt, card utilisation and income    close (about 9 % instead of 11 %)
+               now act the other way round), so a
+               model trained before is mostly wrong
+============== ===================================== ======================================
+
 Example
 -------
 >>> frame = generate_applications(1_000, seed=1)
@@ -45,6 +73,8 @@ True
 """
 
 from __future__ import annotations
+
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -71,6 +101,22 @@ CHANNELS = ["web", "branch", "partner", "phone"]
 COUNTRIES = ["DE", "FR", "NL", "ES", "IT"]
 CHANNEL_DTYPE = pd.CategoricalDtype(CHANNELS)
 COUNTRY_DTYPE = pd.CategoricalDtype(COUNTRIES)
+
+Drift = Literal["income_shift", "new_channel", "noisy_notes", "concept"]
+#: the drift modes of `generate_applications`, described in the module docstring
+DRIFTS: tuple[Drift, ...] = get_args(Drift)
+#: the channel the ``new_channel`` mode brings in, and the share of applications it takes
+NEW_CHANNEL = "app"
+NEW_CHANNEL_SHARE = 0.3
+#: the factor the ``income_shift`` mode multiplies every income by
+INCOME_FACTOR = 1.4
+#: which request columns each mode moves (the label aside); the others stay as they were
+DRIFTED_COLUMNS: dict[Drift, tuple[str, ...]] = {
+    "income_shift": ("income",),
+    "new_channel": ("channel",),
+    "noisy_notes": ("note",),
+    "concept": (),
+}
 
 _CHANNEL_WEIGHTS = [0.45, 0.25, 0.20, 0.10]
 _COUNTRY_WEIGHTS = [0.35, 0.25, 0.10, 0.13, 0.17]
@@ -127,7 +173,9 @@ _JOBS = [
 _STUDENT, _RETIRED, _OUT_OF_WORK = -1, -2, -3
 
 
-def generate_applications(n_rows: int = 20_000, *, seed: int = 7) -> pd.DataFrame:
+def generate_applications(
+    n_rows: int = 20_000, *, seed: int = 7, drift: Drift | None = None
+) -> pd.DataFrame:
     """Draw `n_rows` synthetic credit applications with their default label.
 
     Parameters
@@ -136,6 +184,9 @@ def generate_applications(n_rows: int = 20_000, *, seed: int = 7) -> pd.DataFram
         Number of applications, at least 1.
     seed : int
         Seed for the `numpy.random.Generator`; the same seed gives the same frame.
+    drift : one of `DRIFTS`, or None
+        Change one thing about the applications (see "Drift modes" in the module
+        docstring); None draws them as the model was trained on.
 
     Returns
     -------
@@ -144,6 +195,8 @@ def generate_applications(n_rows: int = 20_000, *, seed: int = 7) -> pd.DataFram
     """
     if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 1:
         raise InvalidInput(f"n_rows must be a whole number ≥ 1, got {n_rows!r}")
+    if drift is not None and drift not in DRIFTS:
+        raise InvalidInput(f"drift must be one of {', '.join(DRIFTS)} or None, got {drift!r}")
     rng = np.random.default_rng(seed)
     n = n_rows
 
@@ -193,7 +246,7 @@ def generate_applications(n_rows: int = 20_000, *, seed: int = 7) -> pd.DataFram
     default = (rng.random(n) < 1.0 / (1.0 + np.exp(-risk))).astype(np.int64)
 
     notes = _write_notes(rng, purpose, job, employment_years, channel)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "income": income,
             "debt_ratio": debt_ratio,
@@ -207,6 +260,61 @@ def generate_applications(n_rows: int = 20_000, *, seed: int = 7) -> pd.DataFram
             LABEL: default,
         }
     )
+    if drift is None:
+        return frame
+    # its own generator, so the columns a mode leaves alone are exactly the undrifted ones
+    drift_rng = np.random.default_rng([seed, 1 + DRIFTS.index(drift)])
+    return _drifted(frame, drift, drift_rng, purpose)
+
+
+def _drifted(
+    frame: pd.DataFrame, drift: Drift, rng: np.random.Generator, purpose: npt.NDArray[np.int64]
+) -> pd.DataFrame:
+    """`frame` with one mode's change applied (see the module docstring)."""
+    n = len(frame)
+    if drift == "income_shift":
+        frame["income"] = (frame["income"] * INCOME_FACTOR).round()
+    elif drift == "new_channel":
+        channels = pd.Categorical(
+            frame["channel"], categories=[*CHANNELS, NEW_CHANNEL], ordered=False
+        )
+        channels[rng.random(n) < NEW_CHANNEL_SHARE] = NEW_CHANNEL
+        frame["channel"] = channels
+    elif drift == "noisy_notes":
+        frame["note"] = _noisy_notes(rng, frame["note"].tolist(), purpose)
+    else:
+        frame[LABEL] = _concept_labels(rng, frame)
+    return frame
+
+
+def _concept_labels(rng: np.random.Generator, frame: pd.DataFrame) -> npt.NDArray[np.int64]:
+    """Default drawn from a changed risk function of the same features.
+
+    Debt, card utilisation and income act the other way round (as after a shock that hits
+    the applicants who looked safest), the other effects stay; the intercept keeps the
+    default rate close to the original one.
+    """
+    debt_ratio = frame["debt_ratio"].to_numpy(dtype=np.float64)
+    employment_years = frame["employment_years"].to_numpy(dtype=np.float64)
+    income = frame["income"].to_numpy(dtype=np.float64)
+    age = frame["age"].to_numpy(dtype=np.float64)
+    risk = (
+        _INTERCEPT
+        - 3.5 * (np.nan_to_num(debt_ratio, nan=0.45) - 0.3)
+        - 2.5 * (frame["utilization"].to_numpy(dtype=np.float64) - 0.4)
+        + 0.8 * np.log(income / 38_000.0)
+        + 0.6 * np.log(frame["amount"].to_numpy(dtype=np.float64) / income / 0.25)
+        + 0.04 * np.maximum(35.0 - age, 0.0)
+        - 0.06 * np.minimum(np.nan_to_num(employment_years, nan=0.0), 15.0)
+        + 0.5 * np.isnan(employment_years)
+        + _CHANNEL_RISK[frame["channel"].cat.codes.to_numpy()]
+        + _COUNTRY_RISK[frame["country"].cat.codes.to_numpy()]
+        + rng.normal(0.0, _HIDDEN_RISK_SD, len(frame))
+    )
+    default: npt.NDArray[np.int64] = (rng.random(len(frame)) < 1.0 / (1.0 + np.exp(-risk))).astype(
+        np.int64
+    )
+    return default
 
 
 def _draw_jobs(rng: np.random.Generator, age: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -322,3 +430,69 @@ def _add_typo(text: str, pick: float) -> str:
     at = 1 + int(pick * 997) % (len(word) - 2)
     words[index] = word[:at] + word[at + 1] + word[at] + word[at + 2 :]
     return " ".join(words)
+
+
+# The purposes of `_PURPOSES`, in the same order, in German and Spanish.
+_FOREIGN_PURPOSES = {
+    "de": [
+        "ein neues Auto",
+        "ein Gebrauchtwagen",
+        "die Renovierung der Küche",
+        "ein neues Badezimmer",
+        "die Umschuldung bestehender Kredite",
+        "neue Möbel",
+        "ein Familienurlaub",
+        "die Hochzeit",
+        "die Studiengebühren",
+        "eine Zahnbehandlung",
+        "Ausrüstung für das Geschäft",
+        "ein neuer Laptop und ein Handy",
+        "Solaranlage auf dem Dach",
+    ],
+    "es": [
+        "un coche nuevo",
+        "un coche de segunda mano",
+        "la reforma de la cocina",
+        "un baño nuevo",
+        "la consolidación de deudas",
+        "muebles para el piso",
+        "unas vacaciones en familia",
+        "la boda",
+        "la matrícula de la universidad",
+        "un tratamiento dental",
+        "equipos para el negocio",
+        "un portátil y un móvil nuevos",
+        "placas solares en el tejado",
+    ],
+}
+_FOREIGN_TEMPLATES = {
+    "de": [
+        "Der Kredit ist für {noun}. Ich arbeite seit Jahren und kann monatlich zahlen.",
+        "Kunde möchte {noun} finanzieren, Unterlagen geprüft.",
+        "Brauche das Geld für {noun}, Rückzahlung über drei Jahre.",
+    ],
+    "es": [
+        "El préstamo es para {noun}. Trabajo desde hace años y puedo pagar cada mes.",
+        "El cliente quiere financiar {noun}; documentos revisados.",
+        "Necesito el dinero para {noun}, lo devolveré en tres años.",
+    ],
+}
+
+
+def _noisy_notes(
+    rng: np.random.Generator, notes: list[str], purpose: npt.NDArray[np.int64]
+) -> list[str]:
+    """Half the notes rewritten in German or Spanish (same purpose), the rest with typos."""
+    draws = rng.random((len(notes), 6))
+    noisy = []
+    for i, note in enumerate(notes):
+        if draws[i, 0] < 0.5:
+            language = "de" if draws[i, 1] < 0.5 else "es"
+            templates = _FOREIGN_TEMPLATES[language]
+            template = templates[int(draws[i, 2] * len(templates))]
+            noisy.append(template.format(noun=_FOREIGN_PURPOSES[language][purpose[i]]))
+            continue
+        for pick in draws[i, 3 : 5 if draws[i, 2] < 0.5 else 6]:
+            note = _add_typo(note, float(pick))
+        noisy.append(note)
+    return noisy
