@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from bastion.explain.explanation import Output
 from bastion.explain.trees.model import (
     CATEGORY_LEFT,
     LESS_EQUAL,
@@ -22,8 +21,7 @@ from bastion.explain.trees.model import (
     Floats,
     Tree,
 )
-from bastion.explain.trees.source import Rows, TreeSource
-from bastion.runtime.adapter import Label
+from bastion.explain.trees.source import Rows, TreeSource, margin_targets
 from bastion.runtime.lightgbm import LightGBMAdapter
 
 _MISSING = {"None": MISSING_AS_ZERO, "Zero": MISSING_ZERO, "NaN": MISSING_DEFAULT}
@@ -104,13 +102,7 @@ def lightgbm_source(adapter: LightGBMAdapter) -> TreeSource:
             len(matrix), per_iteration, len(names) + 1
         )
 
-    if adapter.task == "regression":
-        output: Output = "value"
-        targets: list[Label | None] = [None]
-    elif per_iteration == 1:
-        output, targets = "log_odds", [adapter.classes[1]]
-    else:
-        output, targets = "log_odds", list(adapter.classes)
+    output, targets = margin_targets(adapter.task, adapter.classes, per_iteration)
     return TreeSource(
         trees=lightgbm_trees(dump),
         fields=names,

@@ -80,6 +80,18 @@ class TreeSource:
     request_fields: list[str] | None = None
 
 
+def margin_targets(
+    task: str, classes: Sequence[Label], n_outputs: int
+) -> tuple[Output, list[Label | None]]:
+    """The space a boosted model's raw output lives in, and the class each output explains:
+    one logit for a binary classifier (its positive class), one per class otherwise."""
+    if task == "regression":
+        return "value", [None]
+    if n_outputs == 1:
+        return "log_odds", [classes[1]]
+    return "log_odds", list(classes)
+
+
 def probe_matrix(splits: Splits, n_features: int, rows: int = 256, seed: int = 0) -> Floats:
     """Rows that land on both sides of every split, on thresholds, missing and unseen codes.
 

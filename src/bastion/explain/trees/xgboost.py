@@ -14,10 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bastion.explain.explanation import Output
 from bastion.explain.trees.model import CATEGORY_RIGHT, LESS, MISSING_DEFAULT, Floats, Tree
-from bastion.explain.trees.source import Rows, TreeSource
-from bastion.runtime.adapter import Label
+from bastion.explain.trees.source import Rows, TreeSource, margin_targets
 from bastion.runtime.xgboost import XGBoostAdapter
 
 
@@ -130,13 +128,7 @@ def xgboost_source(adapter: XGBoostAdapter) -> TreeSource:
             np.asarray(raw, dtype=np.float64).reshape(len(rows), n_outputs),
         )
 
-    if adapter.task == "regression":
-        output: Output = "value"
-        targets: list[Label | None] = [None]
-    elif n_outputs == 1:
-        output, targets = "log_odds", [adapter.classes[1]]
-    else:
-        output, targets = "log_odds", list(adapter.classes)
+    output, targets = margin_targets(adapter.task, adapter.classes, n_outputs)
     return TreeSource(
         trees=xgboost_trees(model),
         fields=names,
