@@ -197,6 +197,53 @@ class ServingMetrics:
             ["deployment", "overturned"],
             registry=self.registry,
         )
+        # Drift and performance of the latest monitor window (set by the MonitorJob). The
+        # label sets are bounded: a deployment's features times the chosen method, per
+        # serving version; the job removes a version's series when another one takes over.
+        self.feature_drift = Gauge(
+            "bastion_feature_drift_score",
+            "Drift score of each feature in the latest window: a p-value for ks, chisquare "
+            "and z (drift when small), a distance for wasserstein, jensenshannon and psi.",
+            ["deployment", "model_version", "feature", "method"],
+            registry=self.registry,
+        )
+        self.prediction_drift = Gauge(
+            "bastion_prediction_drift_score",
+            "Drift score of the model's prediction in the latest window, by method.",
+            ["deployment", "model_version", "method"],
+            registry=self.registry,
+        )
+        self.dataset_drift_share = Gauge(
+            "bastion_dataset_drift_share",
+            "Share of features drifted in the latest window (0 to 1).",
+            ["deployment", "model_version"],
+            registry=self.registry,
+        )
+        self.performance = Gauge(
+            "bastion_performance",
+            "Label-based performance of the latest window, by metric (roc_auc, precision, "
+            "recall, ece, cost, ...).",
+            ["deployment", "model_version", "metric"],
+            registry=self.registry,
+        )
+        self.estimated_performance = Gauge(
+            "bastion_estimated_performance",
+            "Label-free (CBPE) performance estimate of the latest window, by metric.",
+            ["deployment", "model_version", "metric"],
+            registry=self.registry,
+        )
+        self.label_coverage = Gauge(
+            "bastion_label_coverage",
+            "Share of the latest window's decisions that have a feedback label (0 to 1).",
+            ["deployment", "model_version"],
+            registry=self.registry,
+        )
+        self.monitor_window_failures = Counter(
+            "bastion_monitor_window_failures",
+            "Monitor windows that failed to compute (the job logs the reason and goes on).",
+            ["deployment"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 import bastion
 from bastion.errors import ArtifactError, Conflict, InvalidInput, NotFound
 from bastion.guard.ood import OODProfile
+from bastion.monitor.reference import build_reference
 from bastion.registry.artifacts import ArtifactStore
 from bastion.registry.signature import (
     InputSignature,
@@ -56,6 +57,21 @@ def _library_versions(fmt: ArtifactFormat) -> dict[str, str]:
     return versions
 
 
+def label_column_of(sample: pd.DataFrame | None, label_column: str | None) -> pd.Series[Any] | None:
+    """The sample's labels (None without a label column), or a clear error."""
+    if label_column is None:
+        return None
+    if sample is None:
+        raise InvalidInput("a label column needs a sample (--sample) to take the labels from")
+    if label_column not in sample.columns:
+        raise InvalidInput(f"the sample has no label column {label_column!r}")
+    return sample[label_column]
+
+
+#: the drift reference can hold megabytes of raw sample values: loaded only when asked for
+_LIGHT = defer(ModelVersionRow.monitor_profile)
+
+
 def _parse_ref(ref: ModelRef | str) -> ModelRef:
     if isinstance(ref, ModelRef):
         return ref
@@ -85,12 +101,15 @@ class Registry:
         tags: dict[str, str] | None = None,
         description: str | None = None,
         author: str | None = None,
+        label_column: str | None = None,
     ) -> ModelVersion:
         """Store `source` as a new version of model `name` (or return the identical one).
 
         `source` is an artifact file, or ``module:attr`` naming a Python callable. The model
         is loaded and, with a `sample`, run once before anything is recorded, so a version
-        that cannot serve is never registered.
+        that cannot serve is never registered. The sample also becomes the version's OOD
+        profile and its drift reference (`bastion.monitor.reference`); `label_column` names
+        the sample's true labels, kept with the drift reference for label-free estimates.
         """
         if not NAME_PATTERN.match(name):
             raise InvalidInput(f"model name must be letters, digits, '.', '_' or '-', got {name!r}")
@@ -98,14 +117,20 @@ class Registry:
         path, fmt, options = self._locate(source, framework, options)
         digest, stored = self.artifacts.put(path)
         adapter = fmt.load(stored, options)
+        labels = label_column_of(sample, label_column)
+        if sample is not None and label_column is not None:
+            sample = sample.drop(columns=[label_column])
         signature, output, data_fingerprint, profile = self._describe(adapter, sample)
+        monitor_profile = None
+        if sample is not None:
+            monitor_profile = build_reference(sample, signature, adapter, labels=labels).to_dict()
         now = self.clock()
         author = author or getpass.getuser()
         with self.database.transaction() as session:
             existing = session.scalar(
-                select(ModelVersionRow).where(
-                    ModelVersionRow.model_name == name, ModelVersionRow.digest == digest
-                )
+                select(ModelVersionRow)
+                .options(_LIGHT)
+                .where(ModelVersionRow.model_name == name, ModelVersionRow.digest == digest)
             )
             if existing is not None:
                 return ModelVersion.from_row(existing)
@@ -133,6 +158,7 @@ class Registry:
                 author=author,
                 created_at=now,
                 reference_profile=profile,
+                monitor_profile=monitor_profile,
             )
             session.add(row)
             try:
@@ -213,7 +239,11 @@ class Registry:
         """The version `ref` names: ``name:3`` exactly, or the newest ``name@stage``."""
         ref = _parse_ref(ref)
         with self.database.transaction() as session:
-            query = select(ModelVersionRow).where(ModelVersionRow.model_name == ref.name)
+            query = (
+                select(ModelVersionRow)
+                .options(_LIGHT)
+                .where(ModelVersionRow.model_name == ref.name)
+            )
             if ref.version is not None:
                 query = query.where(ModelVersionRow.version == ref.version)
             else:
@@ -226,8 +256,10 @@ class Registry:
     def versions(self, name: str | None = None) -> list[ModelVersion]:
         """Every version of `name` (or of every model), oldest first."""
         with self.database.transaction() as session:
-            query = select(ModelVersionRow).order_by(
-                ModelVersionRow.model_name, ModelVersionRow.version
+            query = (
+                select(ModelVersionRow)
+                .options(_LIGHT)
+                .order_by(ModelVersionRow.model_name, ModelVersionRow.version)
             )
             if name is not None:
                 query = query.where(ModelVersionRow.model_name == name)
@@ -245,6 +277,7 @@ class Registry:
         with self.database.transaction() as session:
             rows = session.scalars(
                 select(ModelVersionRow)
+                .options(_LIGHT)
                 .where(ModelVersionRow.model_name == target.name)
                 .order_by(ModelVersionRow.version)
                 .with_for_update()
@@ -312,6 +345,7 @@ class Registry:
         with self.database.transaction() as session:
             row = session.scalar(
                 select(ModelVersionRow)
+                .options(_LIGHT)
                 .where(
                     ModelVersionRow.model_name == target.name,
                     ModelVersionRow.version == target.version,
