@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, defer
 import bastion
 from bastion.errors import ArtifactError, Conflict, InvalidInput, NotFound
 from bastion.guard.ood import OODProfile
-from bastion.monitor.reference import build_reference
 from bastion.registry.artifacts import ArtifactStore
 from bastion.registry.signature import (
     InputSignature,
@@ -123,6 +122,9 @@ class Registry:
         signature, output, data_fingerprint, profile = self._describe(adapter, sample)
         monitor_profile = None
         if sample is not None:
+            # Imported here: the monitor's statistics stack is not needed to read the registry.
+            from bastion.monitor.reference import build_reference
+
             monitor_profile = build_reference(sample, signature, adapter, labels=labels).to_dict()
         now = self.clock()
         author = author or getpass.getuser()

@@ -37,6 +37,7 @@ from bastion.store import Database
 
 if TYPE_CHECKING:
     from bastion.explain import Explainer
+    from bastion.monitor.runner import MonitorRunner
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ class ServingService:
         self.review = ReviewQueue(registry.database, spec, metrics, clock)
         self.review_monitor = ReviewMonitor(self.review, metrics)
         self.explanations = ExplanationService(registry, decision_log, spec, self._live_explainer)
+        self.monitor: MonitorRunner | None = None
+        if any(d.monitor is not None for d in spec.deployments.values()):
+            from bastion.monitor.runner import MonitorRunner  # the numeric stack: only if used
+
+            self.monitor = MonitorRunner(spec, registry, metrics, clock)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -126,6 +132,8 @@ class ServingService:
         await self.decision_log.start()
         await self.retention.start()
         await self.review_monitor.start()
+        if self.monitor is not None:
+            await self.monitor.start()
         # Models and start-up state live for the whole process: moving them out of the
         # collector's view keeps full collections (and their pauses) short under load.
         gc.collect()
@@ -141,6 +149,8 @@ class ServingService:
     async def close(self) -> None:
         """Finish queued model calls, then flush the decision log."""
         self.ready = False
+        if self.monitor is not None:
+            await self.monitor.stop()
         await self.review_monitor.stop()
         await self.retention.stop()
         await self._close_deployments()
