@@ -223,8 +223,10 @@ def _point(window: Window) -> Point:
     performance, estimated = window.performance, window.estimated
     metrics = {n: m for n in TIMELINE_METRICS if (m := _metric(performance, n)) is not None}
     estimates = {n: m for n in TIMELINE_METRICS if (m := _metric(estimated, n)) is not None}
-    labelled = int((performance or {}).get("labelled") or 0)
-    coverage = (performance or {}).get("label_coverage")
+    # labelled_decisions counts every labelled decision; labelled, those the metrics used
+    facts = performance or {}
+    labelled = int(facts.get("labelled_decisions") or facts.get("labelled") or 0)
+    coverage = facts.get("label_coverage")
     if not isinstance(coverage, int | float):
         coverage = labelled / window.rows if window.rows else None
     drift = window.drift

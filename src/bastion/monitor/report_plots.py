@@ -178,7 +178,7 @@ def timeline_svg(
                     alpha=0.15,
                     linewidth=0,
                 )
-        locator = mdates.AutoDateLocator(maxticks=7)  # type: ignore[no-untyped-call]
+        locator = mdates.AutoDateLocator(minticks=3)  # type: ignore[no-untyped-call]
         axes.xaxis.set_major_locator(locator)
         formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
         axes.xaxis.set_major_formatter(formatter)
@@ -186,6 +186,7 @@ def timeline_svg(
             axes.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
             axes.set_ylim(bottom=0)
         axes.set_ylabel(ylabel)
-        figure.legend(loc="outside upper right", ncols=4)
+        if axes.get_legend_handles_labels()[0]:
+            figure.legend(loc="outside upper right", ncols=4)
         axes.set_axisbelow(True)
         return _svg(figure, salt)
