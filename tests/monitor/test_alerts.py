@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from bastion.cli import app
 from bastion.monitor.alerts import (
     AlertEvaluator,
     alert_history,
@@ -243,3 +247,35 @@ def test_evaluator_hands_firing_and_resolved_to_the_notifier(database: Database)
     windows.judge(summary(psi=0.3))  # firing
     windows.judge(summary(psi=0.0))  # resolved
     assert notifier.pending == 2
+
+
+def test_cli_alerts_shows_state_and_history(
+    database: Database, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASTION_HOME", str(tmp_path / ".bastion"))
+    monkeypatch.setenv("BASTION_DATABASE_URL", database_url)
+    windows = Windows(AlertEvaluator(database, monitor_spec([PSI_RULE, AUC_RULE])))
+    windows.judge(summary(psi=0.3, estimated_auc=0.7))
+    windows.judge(summary(psi=0.3, estimated_auc=0.79))
+    runner = CliRunner()
+
+    result = runner.invoke(app, ["monitor", "alerts", "credit", "--history", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert {a["name"]: a["state"] for a in body["alerts"]} == {
+        "estimated_auc_drop": "ok",
+        "feature_psi": "firing",
+    }
+    assert [(e["name"], e["to_state"]) for e in body["history"]] == [
+        ("estimated_auc_drop", "ok"),
+        ("feature_psi", "firing"),
+        ("estimated_auc_drop", "firing"),
+        ("feature_psi", "pending"),
+    ]
+
+    table = runner.invoke(app, ["monitor", "alerts", "credit", "--history"])
+    assert table.exit_code == 0, table.output
+    assert "firing" in table.output
+    assert "pending → firing" in table.output
+    empty = runner.invoke(app, ["monitor", "alerts", "nothing"])
+    assert "no alerts evaluated yet for nothing" in empty.output
