@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 REFERENCE_COLOUR = "#94a3b8"
 CURRENT_COLOUR = "#2563eb"
 DRIFT_COLOUR = "#dc2626"
-ESTIMATE_COLOUR = "#d97706"
+#: measured series and label-free estimates (dashed) each take the next colour of their own
+MEASURED_COLOURS = (CURRENT_COLOUR, "#0f766e", "#7c3aed", "#4b5563")
+ESTIMATE_COLOURS = ("#d97706", "#db2777", "#65a30d", "#92400e")
 #: figure width in inches: at 96 dpi about the page's column, so text is drawn near 1:1
 WIDTH = 10.0
 
@@ -145,7 +147,7 @@ def timeline_svg(
     ----------
     ends : window end times, oldest first, shape (n,)
     series : name → per window ``(value, low, high)`` or None where there is no value
-    estimated : series drawn dashed in the estimate colour (label-free estimates)
+    estimated : series drawn dashed in the estimate colours (label-free estimates)
     ylabel : the y axis's label
     percent : format the y axis as percentages
     salt : unique per picture on the page
@@ -153,7 +155,7 @@ def timeline_svg(
     import matplotlib
     import matplotlib.dates as mdates
 
-    palette = iter([CURRENT_COLOUR, "#0f766e", "#7c3aed", "#be185d", "#4b5563"])
+    measured_colours, estimate_colours = iter(MEASURED_COLOURS), iter(ESTIMATE_COLOURS)
     with matplotlib.rc_context(_RC):
         figure = _figure(WIDTH, 2.8)
         axes: Axes = figure.subplots()
@@ -163,7 +165,7 @@ def timeline_svg(
                 continue
             times = [_days(t) for t, _ in kept]
             values = [p[0] for _, p in kept]
-            colour = ESTIMATE_COLOUR if name in estimated else next(palette)
+            colour = next(estimate_colours if name in estimated else measured_colours, "#4b5563")
             style: dict[str, Any] = {"linestyle": "--"} if name in estimated else {}
             axes.plot(times, values, marker="o", markersize=3.5, color=colour, label=name, **style)
             bands = [
