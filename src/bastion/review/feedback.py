@@ -7,6 +7,12 @@ through the same functions. Functions work in the caller's session and never com
 ``sampling_probability`` is the probability with which the labelled case was selected for
 review. Weighting each review label by its inverse corrects later evaluation and training
 for the selection bias of labelling mostly flagged cases (see docs/review.md).
+
+**History, latest wins.** Labels are never overwritten: a decision may collect several (a
+loan current at three months, in default at twelve; a corrected import). Readers take the
+latest by ``created_at`` (for API and import labels, the time the outcome was *observed*;
+for a review verdict, the time it was given), then by id. ``created_at`` therefore holds
+the observation time, so re-importing an old file does not override a newer observation.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from bastion.store.tables import FeedbackRow
@@ -72,6 +78,13 @@ class Feedback:
         }
 
 
+def _check(source: str, sampling_probability: float | None) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    if sampling_probability is not None and not 0 < sampling_probability <= 1:
+        raise ValueError(f"sampling_probability must be in (0, 1], got {sampling_probability}")
+
+
 def add_feedback(
     session: Session,
     *,
@@ -87,10 +100,7 @@ def add_feedback(
     created_at: datetime,
 ) -> Feedback:
     """Store one label; `source` must be one of `SOURCES`."""
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-    if sampling_probability is not None and not 0 < sampling_probability <= 1:
-        raise ValueError(f"sampling_probability must be in (0, 1], got {sampling_probability}")
+    _check(source, sampling_probability)
     row = FeedbackRow(
         decision_id=decision_id,
         deployment=deployment,
@@ -106,6 +116,30 @@ def add_feedback(
     session.add(row)
     session.flush()
     return Feedback.from_row(row)
+
+
+def add_feedback_rows(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Store many labels in one statement (imports): each dict has `add_feedback`'s fields.
+
+    A bulk insert keeps no ORM objects in the session, so a long import stays small in
+    memory while it runs in one transaction.
+    """
+    for row in rows:
+        _check(row["source"], row.get("sampling_probability"))
+    if rows:
+        session.execute(insert(FeedbackRow), list(rows))
+    return len(rows)
+
+
+def list_feedback(
+    session: Session, deployment: str, *, limit: int = 50, decision_id: str | None = None
+) -> list[Feedback]:
+    """The deployment's labels, newest (by ``created_at``, then id) first."""
+    query = select(FeedbackRow).where(FeedbackRow.deployment == deployment)
+    if decision_id is not None:
+        query = query.where(FeedbackRow.decision_id == decision_id)
+    query = query.order_by(FeedbackRow.created_at.desc(), FeedbackRow.id.desc()).limit(limit)
+    return [Feedback.from_row(row) for row in session.scalars(query)]
 
 
 def feedback_for_decision(session: Session, decision_id: str) -> list[Feedback]:
