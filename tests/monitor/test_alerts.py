@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -23,7 +25,12 @@ from bastion.monitor.alerts import (
     clean_summary,
     referenced_values,
 )
+from bastion.monitor.drift import compare
+from bastion.monitor.methods import DriftConfig
 from bastion.monitor.notify import Notifier
+from bastion.monitor.profile import Schema, profile_frame
+from bastion.monitor.results import WindowResult
+from bastion.monitor.summary import window_summary
 from bastion.spec import Spec
 from bastion.store import Database
 
@@ -279,3 +286,88 @@ def test_cli_alerts_shows_state_and_history(
     assert "pending → firing" in table.output
     empty = runner.invoke(app, ["monitor", "alerts", "nothing"])
     assert "no alerts evaluated yet for nothing" in empty.output
+
+
+DOCS = Path(__file__).parents[2] / "docs" / "alerts.md"
+
+
+def documented_patterns() -> list[str]:
+    """The CEL column of the "Useful CEL patterns" table in docs/alerts.md."""
+    text = DOCS.read_text(encoding="utf-8")
+    table = text.split("Useful CEL patterns", 1)[1].split("CEL does not mix", 1)[0]
+    rows = [line.split("|")[2].strip() for line in table.splitlines() if line.startswith("| ")]
+    return [row.strip("`") for row in rows[1:]]  # without the header
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"performance": None, "estimated": None, "prediction": None},  # no labels, no estimate
+        {
+            "features": {"income": {"psi": 0.3, "drifted": True}},
+            "prediction": {"psi": 0.3},
+            "dataset": {"drifted": True, "drifted_features": 3},
+            "performance": {"precision": None, "label_coverage": None},
+            "estimated": {"roc_auc": None},
+            "reference": {"roc_auc": 0.8},
+        },
+        {
+            "performance": {"precision": 0.5, "label_coverage": 0.001},
+            "estimated": {"roc_auc": 0.7},
+            "reference": {"roc_auc": 0.8},
+            "dataset": {"drifted": False, "drifted_features": 0},
+        },
+    ],
+    ids=["nothing", "unknown", "known"],
+)
+def test_documented_patterns_never_error(database: Database, values: dict[str, Any]) -> None:
+    patterns = documented_patterns()
+    assert len(patterns) >= 6
+    rules = [{"name": f"doc_{i}", "when": when} for i, when in enumerate(patterns)]
+    evaluator = AlertEvaluator(database, monitor_spec(rules))
+    base = {"dataset": {"drifted": False, "drifted_features": 0}}
+    evaluator.evaluate_summary("credit", base | values, window={}, ended_at=START)
+    assert not evaluator.errors, dict(evaluator.errors)
+
+
+def test_alerts_over_a_real_window_summary(database: Database) -> None:
+    """End to end with the drift library and `window_summary`: the shifted feature fires."""
+    rng = np.random.default_rng(5)
+    schema = Schema({"income": "numeric", "channel": "categorical"}, prediction="score")
+
+    def frame(shift: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "income": rng.normal(50 + shift, 10, 2000),
+                "channel": rng.choice(["web", "branch"], 2000),
+                "score": rng.uniform(0, 1, 2000),
+            }
+        )
+
+    reference = profile_frame(frame(0), schema)
+    current = profile_frame(frame(15), schema, reference)
+    result = WindowResult(
+        deployment="credit",
+        model_name="credit",
+        model_version=1,
+        started_at=START,
+        ended_at=START + timedelta(hours=1),
+        rows=2000,
+        profile=current,
+        drift=compare(reference, current, DriftConfig()),
+        performance=None,
+        estimated=None,
+    )
+    rules = [
+        {"name": "income", "when": "features.income.drifted"},
+        {"name": "channel", "when": "features.channel.drifted"},
+        {"name": "auc", "when": "has(estimated.roc_auc) && estimated.roc_auc < 0.7"},
+    ]
+    evaluator = AlertEvaluator(
+        database,
+        monitor_spec(rules),
+        summarize=lambda r: window_summary(r, {"roc_auc": 0.8}),
+    )
+    transitions = evaluator.evaluate(result)
+    assert [(t.rule, t.to_state) for t in transitions] == [("income", "firing")]
+    assert not evaluator.errors

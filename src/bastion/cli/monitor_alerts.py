@@ -102,7 +102,7 @@ def alerts(
         notified = f"notified {_when(e.notified_at)}" if e.notified_at else "not notified"
         console.print(
             f"{_when(e.at)}  {e.name}  {e.from_state} → {e.to_state}  "
-            f"{e.details.get('severity', '')}  {notified} ({e.attempts} attempts)",
+            f"{e.details.get('severity', '')}  {notified} ({e.attempts} attempt{'' if e.attempts == 1 else 's'})",
             highlight=False,
             soft_wrap=True,
         )
