@@ -29,7 +29,7 @@ from bastion.monitor.metrics import ServingMetrics
 from bastion.monitor.results import WindowResult
 from bastion.monitor.summary import METRICS
 from bastion.monitor.windows import WindowService
-from bastion.spec import Spec
+from bastion.spec import Deployment, Spec
 
 logger = logging.getLogger(__name__)
 
@@ -93,16 +93,16 @@ class MonitorJob:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        due = dict.fromkeys(self.deployments, time.monotonic())
+        # The first window one interval after start: a starting server has better things
+        # to do, and a restart does not recompute the window the last run just stored.
+        due = {name: time.monotonic() + _interval(d) for name, d in self.deployments.items()}
         while not self._stop.is_set():
             now = time.monotonic()
             for name in [n for n, at in sorted(due.items(), key=lambda x: x[1]) if at <= now]:
                 if self._stop.is_set():
                     return
                 await loop.run_in_executor(self._executor, self.run_once, name)
-                monitor = self.deployments[name].monitor
-                interval = monitor.interval_seconds if monitor is not None else 60.0
-                due[name] = time.monotonic() + interval
+                due[name] = time.monotonic() + _interval(self.deployments[name])
             wait = max(0.0, min(due.values()) - time.monotonic())
             try:
                 await asyncio.wait_for(self._stop.wait(), wait)
@@ -182,3 +182,7 @@ class MonitorJob:
             for labels, value in series.items():
                 gauge.labels(*labels).set(value)
             current[name] = set(series)
+
+
+def _interval(deployment: Deployment) -> float:
+    return deployment.monitor.interval_seconds if deployment.monitor is not None else 60.0
