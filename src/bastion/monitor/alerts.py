@@ -11,7 +11,9 @@ evaluator is built. For every stored window each rule is evaluated and its state
 - ``pending`` or ``firing`` → ``ok`` as soon as the condition stops holding.
 
 Every change is appended to ``alert_events`` (the history) in the same transaction, and
-changes to and from ``firing`` are handed to the `Notifier` after the commit.
+changes to and from ``firing`` are handed to the `Notifier` after the commit. Reading
+state and history lives in :mod:`bastion.monitor.alert_views`, the summary's cleaning in
+:mod:`bastion.monitor.alert_values` (both re-exported here).
 
 A rule that fails at run time (a missing key, a type mismatch, a non-bool result) is
 logged and counted in `errors`; its state stays as it was, and the other rules still run.
@@ -23,8 +25,6 @@ advisory lock per deployment serialises replicas; on SQLite the write lock does.
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +35,9 @@ import cel
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from bastion.errors import FieldError, InvalidInput, SpecError
+from bastion.errors import FieldError, SpecError
+from bastion.monitor.alert_values import clean_summary, referenced_values
+from bastion.monitor.alert_views import AlertEvent, AlertStatus, alert_history, alert_states
 from bastion.monitor.config import AlertRule
 from bastion.policy.rules import _compile_error, _runtime_message
 from bastion.spec import Spec
@@ -50,23 +52,17 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 State = Literal["ok", "pending", "firing"]
 
-#: the summary's top-level variables; each is present (``{}`` when empty) so ``has()`` works
-SUMMARY_KEYS = (
-    "features",
-    "prediction",
-    "dataset",
-    "performance",
-    "estimated",
-    "reference",
-    "window",
-)
-#: at most this many features are named in an alert's ``value``
-MAX_VALUE_FEATURES = 5
-_PATH = re.compile(
-    r"\b(" + "|".join(SUMMARY_KEYS) + r")((?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?![A-Za-z0-9_]|\s*\()"
-)
-_FEATURE_FIELD = re.compile(r"\bfeatures\[\s*[A-Za-z_][A-Za-z0-9_]*\s*\]\.([A-Za-z_][A-Za-z0-9_]*)")
-_SMALL_IS_BAD = frozenset({"p_value", "adjusted_p_value"})
+__all__ = [
+    "AlertEvaluator",
+    "AlertEvent",
+    "AlertStatus",
+    "Transition",
+    "Window",
+    "alert_history",
+    "alert_states",
+    "clean_summary",
+    "referenced_values",
+]
 
 
 def utcnow() -> datetime:
@@ -363,155 +359,3 @@ def _state(value: str) -> State:
     if value not in ("ok", "pending", "firing"):
         raise ValueError(f"unknown alert state {value!r}")
     return value  # type: ignore[return-value]
-
-
-def clean_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The summary as plain CEL-ready values: NaN and ±inf become null, tuples lists,
-    numpy scalars Python numbers, and every top-level variable is present."""
-    cleaned = {str(k): _clean(v) for k, v in summary.items()}
-    for key in SUMMARY_KEYS:
-        if cleaned.get(key) is None:
-            cleaned[key] = {}
-    return cleaned
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        return _clean(item())
-    return str(value)
-
-
-def referenced_values(expression: str, summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The summary values an expression reads, for messages: ``{"estimated.roc_auc": 0.71}``;
-    for ``features[f].psi`` the features with the highest PSI (lowest, for p-values)."""
-    values: dict[str, Any] = {}
-    for match in _PATH.finditer(expression):
-        node: Any = summary.get(match.group(1))
-        for part in match.group(2).strip(".").split("."):
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if node is None or isinstance(node, bool | int | float | str):
-            values[match.group(0)] = node
-    features = summary.get("features")
-    for name in dict.fromkeys(_FEATURE_FIELD.findall(expression)):
-        if not isinstance(features, Mapping):
-            break
-        scored = [
-            (f, v[name])
-            for f, v in features.items()
-            if isinstance(v, Mapping)
-            and isinstance(v.get(name), int | float)
-            and not isinstance(v.get(name), bool)
-        ]
-        scored.sort(key=lambda fv: fv[1], reverse=name not in _SMALL_IS_BAD)
-        values[f"features[*].{name}"] = dict(scored[:MAX_VALUE_FEATURES])
-    return values
-
-
-@dataclass(frozen=True)
-class AlertStatus:
-    """An alert's current state, for `bastion monitor alerts` and the API."""
-
-    deployment: str
-    name: str
-    state: str
-    consecutive: int
-    since: datetime
-    updated_at: datetime
-    details: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "deployment": self.deployment,
-            "name": self.name,
-            "state": self.state,
-            "consecutive": self.consecutive,
-            "since": self.since.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "details": self.details,
-        }
-
-
-@dataclass(frozen=True)
-class AlertEvent:
-    """One stored state change and its delivery (``notified_at`` None: not delivered)."""
-
-    id: int
-    deployment: str
-    name: str
-    at: datetime
-    from_state: str
-    to_state: str
-    details: dict[str, Any]
-    notified_at: datetime | None
-    attempts: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "deployment": self.deployment,
-            "name": self.name,
-            "at": self.at.isoformat(),
-            "from_state": self.from_state,
-            "to_state": self.to_state,
-            "details": self.details,
-            "notified_at": None if self.notified_at is None else self.notified_at.isoformat(),
-            "attempts": self.attempts,
-        }
-
-
-def alert_states(database: Database, deployment: str) -> list[AlertStatus]:
-    """The current state of every alert of `deployment` that has been evaluated, by name."""
-    query = (
-        select(AlertStateRow)
-        .where(AlertStateRow.deployment == deployment)
-        .order_by(AlertStateRow.name)
-    )
-    with database.transaction() as session:
-        return [
-            AlertStatus(
-                r.deployment,
-                r.name,
-                r.state,
-                r.consecutive,
-                r.since,
-                r.updated_at,
-                dict(r.details or {}),
-            )
-            for r in session.scalars(query)
-        ]
-
-
-def alert_history(database: Database, deployment: str, limit: int = 100) -> list[AlertEvent]:
-    """The latest `limit` state changes of `deployment`'s alerts, newest first."""
-    if not 1 <= limit <= 10_000:
-        raise InvalidInput(f"limit must be between 1 and 10000, got {limit}")
-    query = (
-        select(AlertEventRow)
-        .where(AlertEventRow.deployment == deployment)
-        .order_by(AlertEventRow.at.desc(), AlertEventRow.id.desc())
-        .limit(limit)
-    )
-    with database.transaction() as session:
-        return [
-            AlertEvent(
-                r.id,
-                r.deployment,
-                r.name,
-                r.at,
-                r.from_state,
-                r.to_state,
-                dict(r.details or {}),
-                r.notified_at,
-                r.attempts,
-            )
-            for r in session.scalars(query)
-        ]
