@@ -377,3 +377,35 @@ def test_monitor_report_command_refuses_bad_window_and_missing_output(tmp_path: 
     assert "--window must look like" in str(bad.exception)
     assert isinstance(nowhere.exception, InvalidInput)
     assert "-o report.html" in str(nowhere.exception)
+
+
+def test_report_draws_text_descriptors_and_new_categories() -> None:
+    schema = Schema({"channel": "categorical", "note": "text"})
+    base = profile_frame(generate_applications(2000, seed=3), schema)
+    moved = generate_applications(2000, seed=4, drift="noisy_notes")
+    moved["channel"] = moved["channel"].astype(str).where(moved.index % 5 > 0, "kiosk")
+    current = profile_frame(moved, schema, base)
+    result = WindowResult(
+        deployment="credit",
+        model_name="credit",
+        model_version=1,
+        started_at=T0,
+        ended_at=T0 + timedelta(hours=1),
+        rows=2000,
+        profile=current,
+        drift=compare(base, current),
+        performance=None,
+        estimated=None,
+    )
+    report = build_report("credit", result, base, generated_at=T0)
+    bars = {d.name: d for d in report.distributions}
+
+    assert "channel" in bars
+    assert any(name.startswith("note.") for name in bars)
+    channel = bars["channel"]
+    new = channel.labels.index("kiosk (new)")
+    assert channel.flagged[new]
+    assert channel.reference[new] == 0.0
+    assert channel.current[new] == pytest.approx(0.2)
+    assert report.prediction_distribution is None
+    assert "No predictions were profiled" in render_html(report)
