@@ -196,6 +196,10 @@ def test_report_escapes_names_from_data(reference: Profile) -> None:
     assert "<b>x" not in html
     assert "<i>dep" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # a two-valued numeric column is drawn per value; the value the reference lacked is flagged
+    flag = next(d for d in report.distributions if d.name == hostile)
+    assert (flag.labels, flag.reference, flag.current) == (["0", "1"], [1.0, 0.0], [0.0, 1.0])
+    assert flag.flagged == [False, True]
 
 
 @pytest.mark.parametrize(

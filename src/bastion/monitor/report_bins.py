@@ -2,7 +2,9 @@
 
 A numeric feature shows one bar pair per reference-decile bin (so the reference is flat at
 about 10 % a bar and a shift shows as a slope), plus bars for values below or above the
-reference's range, missing values and infinities when either side has any. A categorical
+reference's range, missing values and infinities when either side has any; a numeric
+feature with at most 20 distinct values (both profiles keep exact counts then) shows one
+bar pair per value instead, values the reference never had flagged. A categorical
 feature shows one bar pair per category, the reference's most frequent first, then values
 the reference never had (flagged), then missing. Shares are of all rows, so each side's
 bars sum to 1. No raw data is needed: windows are compared from stored profiles.
@@ -72,7 +74,13 @@ def _shares(counts: list[int], rows: int) -> list[float]:
 def _numeric(name: str, ref: NumericSketch, cur: NumericSketch) -> Distribution:
     edges = ref.edges
     bars: list[tuple[str, int, int, bool]] = []
-    if len(edges) >= 2:
+    if ref.values and cur.values is not None:
+        # few distinct values (a flag, a count): one bar per value says more than deciles
+        for value in sorted(ref.values.keys() | cur.values.keys()):
+            seen = value in ref.values
+            counts = ref.values.get(value, 0), cur.values.get(value, 0)
+            bars.append((f"{value:g}", *counts, not seen))
+    elif len(edges) >= 2:
         inner = [
             f"{number(a)}{DASH}{number(b)}" if a != b else number(a)
             for a, b in itertools.pairwise(edges)
