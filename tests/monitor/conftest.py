@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from bastion.demo.data import generate_applications
 from bastion.demo.train import TrainedModel, train_model
 from bastion.settings import Settings
+from bastion.store import Database
+from tests.monitor.monitoring import Logged, log_decisions
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +24,13 @@ def credit_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Traine
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(home=tmp_path / ".bastion", database_url=database_url)
+
+
+@pytest.fixture
+def logged(settings: Settings, credit_model: tuple[Path, TrainedModel]) -> Iterator[Logged]:
+    """Stable then shifted decisions of a monitored credit deployment (`log_decisions`)."""
+    database = Database(settings.resolved_database_url)
+    try:
+        yield log_decisions(settings, credit_model, database)
+    finally:
+        database.dispose()

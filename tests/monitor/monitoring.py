@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,17 +16,59 @@ from starlette.testclient import TestClient
 
 from bastion.demo.data import FEATURES, LABEL, generate_applications
 from bastion.demo.train import TrainedModel
+from bastion.monitor.windows import WindowService
 from bastion.registry import ArtifactStore, ModelVersion, Registry
 from bastion.review.feedback import add_feedback
 from bastion.server.app import app_for
 from bastion.settings import Settings
 from bastion.spec import Spec
 from bastion.store import Database
-from tests.credentials import bearer
+from tests.credentials import bearer, create_key
 
 DECIDE = "/v1/deployments/credit/decide"
 #: the policy bands of the monitored deployment
 BANDS = {"approve_below": 0.1, "decline_at_or_above": 0.3}
+#: decisions per batch in `log_decisions`
+ROWS = 400
+
+
+@dataclass
+class Logged:
+    """Two batches of decisions in the log: stable rows, then the same rows with income
+    x 2.5 (every other column exactly as stable as before)."""
+
+    service: WindowService
+    spec: Spec
+    token: str
+    started: datetime
+    middle: datetime
+    shifted: list[dict[str, Any]]
+    shifted_labels: list[int]
+
+
+def log_decisions(
+    settings: Settings, credit_model: tuple[Path, TrainedModel], database: Database
+) -> Logged:
+    """Register credit:1 (labelled sample) and post `ROWS` stable, then `ROWS` shifted rows."""
+    register_credit(settings, credit_model)
+    token = create_key(settings.resolved_database_url, "admin")
+    spec = monitored_spec(window_rows=ROWS, interval_seconds=3600)
+    shifted_frame = applications(ROWS, seed=5, income=2.5)
+    started = datetime.now(UTC)
+    with serving(spec, settings, token) as client:
+        decide(client, applications(ROWS, seed=5))
+        middle = datetime.now(UTC)
+        shifted = decide(client, shifted_frame)
+    registry = Registry(database, ArtifactStore(settings.artifacts_dir))
+    return Logged(
+        WindowService(database, registry),
+        spec,
+        token,
+        started,
+        middle,
+        shifted,
+        shifted_frame[LABEL].tolist(),
+    )
 
 
 def register_credit(

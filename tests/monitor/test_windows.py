@@ -2,69 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bastion.demo.data import LABEL
-from bastion.demo.train import TrainedModel
 from bastion.errors import InvalidInput
 from bastion.monitor.windows import WindowService
-from bastion.registry import ArtifactStore, Registry
-from bastion.settings import Settings
-from bastion.spec import Spec
-from bastion.store import Database
-from tests.credentials import create_key
-from tests.monitor.monitoring import (
-    applications,
-    decide,
-    label,
-    monitored_spec,
-    register_credit,
-    serving,
-)
-
-ROWS = 400
-
-
-@dataclass
-class Logged:
-    """Two batches of decisions in the log: stable rows, then rows with income x 2.5."""
-
-    service: WindowService
-    spec: Spec
-    started: datetime
-    middle: datetime
-    shifted: list[dict[str, Any]]
-    shifted_labels: list[int]
-
-
-@pytest.fixture
-def logged(settings: Settings, credit_model: tuple[Path, TrainedModel]) -> Any:
-    register_credit(settings, credit_model)
-    token = create_key(settings.resolved_database_url, "admin")
-    spec = monitored_spec(window_rows=ROWS, interval_seconds=3600)
-    # the same applications with income moved: every other column is as stable as before
-    shifted_frame = applications(ROWS, seed=5, income=2.5)
-    started = datetime.now(UTC)
-    with serving(spec, settings, token) as client:
-        decide(client, applications(ROWS, seed=5))
-        middle = datetime.now(UTC)
-        shifted = decide(client, shifted_frame)
-    database = Database(settings.resolved_database_url)
-    registry = Registry(database, ArtifactStore(settings.artifacts_dir))
-    yield Logged(
-        WindowService(database, registry),
-        spec,
-        started,
-        middle,
-        shifted,
-        shifted_frame[LABEL].tolist(),
-    )
-    database.dispose()
+from tests.monitor.monitoring import ROWS, Logged, label
 
 
 def test_a_shifted_feature_is_flagged_and_stable_ones_are_not(logged: Logged) -> None:
