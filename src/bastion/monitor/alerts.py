@@ -39,7 +39,7 @@ from bastion.errors import FieldError, SpecError
 from bastion.monitor.alert_values import clean_summary, referenced_values
 from bastion.monitor.alert_views import AlertEvent, AlertStatus, alert_history, alert_states
 from bastion.monitor.config import AlertRule
-from bastion.policy.rules import _compile_error, _runtime_message
+from bastion.policy.rules import compile_error, runtime_message
 from bastion.spec import Spec
 from bastion.store import Database
 from bastion.store.tables import AlertEventRow, AlertStateRow
@@ -216,14 +216,14 @@ class AlertEvaluator:
         try:
             context = cel.Context(variables=activation)
         except Exception as exc:  # a value CEL cannot represent: no rule can run
-            message = _runtime_message(exc)
+            message = runtime_message(exc)
             return [self._failed(deployment, c.rule, message) for c in compiled]
         outcomes = []
         for c in compiled:
             try:
                 result = c.program.execute(context)
             except Exception as exc:  # a run-time failure is counted, never raised
-                outcomes.append(self._failed(deployment, c.rule, _runtime_message(exc)))
+                outcomes.append(self._failed(deployment, c.rule, runtime_message(exc)))
                 continue
             if not isinstance(result, bool):
                 message = f"expected a bool result, got {type(result).__name__} {result!r}"
@@ -246,7 +246,7 @@ def _compile(deployment: str, rules: Sequence[AlertRule]) -> tuple[_Compiled, ..
         try:
             compiled.append(_Compiled(rule, cel.compile(rule.when)))
         except Exception as exc:  # the cel library raises ValueError; be safe at the edge
-            error = _compile_error(i, rule.when, exc)
+            error = compile_error(i, rule.when, exc)
             errors.append(
                 FieldError(f"deployments.{deployment}.monitor.alerts[{i}].when", error.message)
             )

@@ -13,7 +13,9 @@
           for_windows: 2
           severity: warning
         - name: estimated_auc_drop
-          when: "has(estimated.roc_auc) && reference.roc_auc - estimated.roc_auc > 0.05"
+          when: >-
+            has(estimated.roc_auc) && estimated.roc_auc != null && has(reference.roc_auc)
+            && reference.roc_auc != null && reference.roc_auc - estimated.roc_auc > 0.05
       webhooks:
         - url: https://hooks.slack.com/services/T000/B000/XXXX
 """

@@ -73,7 +73,7 @@ def check_expression(source: str) -> None:
     try:
         cel.compile(source)
     except Exception as exc:  # the cel library raises ValueError; be safe at the edge
-        raise ValueError(_compile_error(0, source, exc).message) from None
+        raise ValueError(compile_error(0, source, exc).message) from None
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class CompiledRules:
             try:
                 program = cel.compile(rule.when)
             except Exception as exc:  # the cel library raises ValueError; be safe at the edge
-                errors.append(_compile_error(i, rule.when, exc))
+                errors.append(compile_error(i, rule.when, exc))
                 continue
             compiled.append(_Compiled(rule, program))
         if errors:
@@ -176,14 +176,14 @@ class CompiledRules:
             # converted to CEL values once per request, not once per rule
             context = cel.Context(variables=dict(activation))
         except Exception as exc:  # a value CEL cannot represent: no rule can run
-            error = RuleError(-1, "<activation>", _runtime_message(exc))
+            error = RuleError(-1, "<activation>", runtime_message(exc))
             return RuleEvaluation(None, (error,), failed=self.on_error == "fallback")
         errors: list[RuleError] = []
         for i, rule in enumerate(self._rules):
             try:
                 result = rule.program.execute(context)
             except Exception as exc:  # any run-time CEL failure is a rule error, not a crash
-                message = _runtime_message(exc)
+                message = runtime_message(exc)
             else:
                 if result is True:
                     spec = rule.spec
@@ -199,7 +199,9 @@ class CompiledRules:
         return RuleEvaluation(None, tuple(errors))
 
 
-def _compile_error(index: int, source: str, exc: Exception) -> FieldError:
+def compile_error(index: int, source: str, exc: Exception) -> FieldError:
+    """The CEL compiler's complaint about ``rules[index].when`` as a field error with its
+    line and column (shared by every place that compiles CEL: rules, alerts)."""
     text = str(exc)
     match = _POSITION.search(text)
     if match:
@@ -217,7 +219,8 @@ def _compile_error(index: int, source: str, exc: Exception) -> FieldError:
     )
 
 
-def _runtime_message(exc: Exception) -> str:
+def runtime_message(exc: Exception) -> str:
+    """A CEL run-time failure as one short line, without the values involved."""
     if isinstance(exc, KeyError):
         return f"no such key: {exc.args[0] if exc.args else exc}"
     text = str(exc).split(". ")[0].strip() or type(exc).__name__
