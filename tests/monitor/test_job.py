@@ -7,14 +7,16 @@ import logging
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from bastion.monitor.job import MonitorJob, OnWindow
 from bastion.monitor.metrics import ServingMetrics
 from bastion.monitor.results import WindowResult
+from bastion.settings import Settings
 from bastion.spec import Spec
-from tests.monitor.monitoring import ROWS, Logged, monitored_spec
+from tests.monitor.monitoring import ROWS, Logged, monitored_spec, serving
 
 
 def _job(
@@ -136,3 +138,22 @@ def test_a_spec_without_monitor_sections_starts_nothing(logged: Logged) -> None:
 
     assert job.deployments == {}
     assert logged.service.list("credit", 10) == []
+
+
+def test_the_server_runs_the_monitor_and_fires_alerts(logged: Logged, settings: Settings) -> None:
+    spec = monitored_spec(
+        window_rows=ROWS,
+        interval_seconds=1,
+        alerts=[{"name": "income_moved", "when": "features.income.drifted"}],
+    )
+    states: list[dict[str, Any]] = []
+    with serving(spec, settings, logged.token) as client:
+        deadline = time.monotonic() + 15
+        while not states and time.monotonic() < deadline:
+            time.sleep(0.1)
+            states = client.get("/v1/deployments/credit/monitor/alerts").json()["states"]
+        metrics = client.get("/metrics").text
+
+    assert [(s["name"], s["state"]) for s in states] == [("income_moved", "firing")]
+    assert 'bastion_feature_drift_score{deployment="credit",feature="income"' in metrics
+    assert logged.service.latest("credit") is not None
