@@ -236,3 +236,36 @@ def test_import_is_one_transaction(
 def test_every_command_has_help(runner: CliRunner) -> None:
     for command in ("import", "list"):
         assert "Usage" in feedback(runner, command, "--help").stdout
+
+
+def test_subjects_are_found_under_a_rotated_key(
+    runner: CliRunner, database: Database, tmp_path: Path
+) -> None:
+    """A decision pseudonymized before a key rotation still takes its subject's label."""
+    old_key = "an-older-key-from-before-rotation"
+    (tmp_path / ".bastion").mkdir(exist_ok=True)
+    (tmp_path / ".bastion" / "secret.key").write_text(old_key + "\n")
+    decision_id = uuid7()
+    with database.transaction() as session:
+        session.add(
+            DecisionRow(
+                id=decision_id,
+                created_at=NOW - timedelta(days=3),
+                deployment="credit",
+                model_name="credit",
+                model_version=1,
+                subject_key=Pseudonymizer(old_key.encode()).pseudonymize("cust-1"),
+                inputs={},
+                outputs={"score": 0.3},
+                outcome="approve",
+                latency_ms=1.0,
+                guard=None,
+                policy=None,
+                explanation=None,
+            )
+        )
+    pd.DataFrame({"subject_id": ["cust-1"], "at": [NOW.isoformat()], "label": [1]}).to_csv(
+        tmp_path / "labels.csv", index=False
+    )
+    assert "1 matched (stored)" in feedback(runner, "import", "labels.csv").stdout
+    assert _stored(database) == [(decision_id, 1, "import")]

@@ -37,8 +37,8 @@ class Scored:
 @pytest.fixture(scope="module")
 def demo() -> Scored:
     """The demo model's scores on its held-out rows (reference) and on fresh applications."""
-    model = train_model(generate_applications(12_000, seed=7))
-    fresh = generate_applications(4_000, seed=99)
+    model = train_model(generate_applications(20_000, seed=7))
+    fresh = generate_applications(5_000, seed=99)
     return Scored(
         reference_scores=np.asarray(model.booster.predict(model.test_frame[FEATURES])),
         reference_labels=model.test_frame[LABEL].to_numpy(),
@@ -63,6 +63,10 @@ def test_estimate_is_close_to_the_realised_metrics_without_concept_drift(demo: S
         assert estimate[name] == pytest.approx(realised[name], abs=0.06), name
     assert estimate["cost"] == pytest.approx(realised["cost"], rel=0.1)
     assert estimate["reasons"] == {}
+    holdout = cbpe.reference
+    assert holdout["holdout_estimated_roc_auc"] == pytest.approx(
+        holdout["holdout_roc_auc"], abs=0.03
+    )
 
 
 def test_estimate_misses_concept_drift_which_the_labels_show(demo: Scored) -> None:

@@ -19,7 +19,10 @@ reference is split in two (stratified, seeded). The raw scores' ECE on the held-
 compared with `ECE_THRESHOLD`; above it, an isotonic map (`bastion.policy.calibration`) is
 fitted on the first half and kept only if it lowers ECE on the held-out half. ``calibrated``
 says whether the final held-out ECE is within the threshold: an estimate from scores that
-are not probabilities is reported, but marked so.
+are not probabilities is reported, but marked so. ``reference`` also keeps the held-out
+half's realised AUC beside the AUC estimated from its scores: their gap is the estimator's
+bias where the answer is known (ECE over ten equal-width bins can pass scores that are a
+little overconfident, which makes the estimated AUC too high).
 
 **Limitation.** CBPE assumes P(y | score) is what it was on the reference: it sees covariate
 shift (different cases, different scores) but is blind to concept drift (the same case now
@@ -114,11 +117,15 @@ class CBPE:
             if ece_after < ece_raw:
                 calibration = candidate
         final = ece_raw if calibration is None else float(ece_after or 0.0)
+        held_p = held_s if calibration is None else calibration.transform(held_s)
         reference = {
             "rows": int(s.size),
             "holdout_rows": int(held_s.size),
             "roc_auc": float(roc_auc_score(y, s)),
             "positive_rate": float(y.mean()),
+            # the estimator checked where the answer is known: a gap here is its bias
+            "holdout_roc_auc": float(roc_auc_score(held_y, held_s)),
+            "holdout_estimated_roc_auc": _expected_auc(held_s, held_p, {}),
         }
         return cls(
             calibration=calibration,
