@@ -189,6 +189,7 @@ def test_bad_labels_are_422_with_a_clear_reason(api: FeedbackApi) -> None:
         decision_id = api.decision(deployment)
         problem = _problem(api.post(decision_id, body), 422)
         assert message in problem["detail"], body
+        assert len(problem["detail"]) < 200
         with api.database.transaction() as session:
             assert feedback_for_decision(session, decision_id) == []
 

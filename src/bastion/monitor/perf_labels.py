@@ -61,9 +61,15 @@ def normalise_label(value: Any, signature: OutputSignature) -> int | float | str
     if words and len(classes) == 2:
         expected += " (or 0/1 for them)"
     raise InvalidInput(
-        f"label {value!r} is not one of the model's classes: {expected}",
+        f"label {_shown(value)} is not one of the model's classes: {expected}",
         errors=[FieldError("label", "is not one of the model's classes", expected=expected)],
     )
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short (a body may carry a long string)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _text(value: Any) -> str:
@@ -77,7 +83,7 @@ def _text(value: Any) -> str:
 
 def _number(value: Any) -> float:
     bad = InvalidInput(
-        f"the label of a regression model must be a finite number, got {value!r}",
+        f"the label of a regression model must be a finite number, got {_shown(value)}",
         errors=[FieldError("label", "must be a finite number", expected="a number")],
     )
     if isinstance(value, bool) or not isinstance(value, int | float | str):
