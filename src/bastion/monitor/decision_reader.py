@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from bastion.store import Database
 from bastion.store.tables import DecisionRow, FeedbackRow
@@ -36,11 +37,10 @@ class Bounds:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Decisions in log order: ids, times, redacted inputs, outputs, and the latest feedback
+    """Decisions in log order: ids, redacted inputs, outputs, and the latest feedback
     label of each decision that has one (with its review sampling probability, if any)."""
 
     ids: list[str]
-    created_at: list[datetime]
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
     labels: dict[str, tuple[Any, float | None]]
@@ -66,7 +66,12 @@ def _where(bounds: Bounds) -> ColumnElement[bool]:
 
 def _after(at: datetime, decision_id: str, *, inclusive: bool) -> ColumnElement[bool]:
     same = DecisionRow.id >= decision_id if inclusive else DecisionRow.id > decision_id
-    return or_(DecisionRow.created_at > at, and_(DecisionRow.created_at == at, same))
+    # The plain lower bound lets the (deployment, created_at) index start the scan at `at`;
+    # the OR alone makes SQLite scan from the window's start for every chunk.
+    return and_(
+        DecisionRow.created_at >= at,
+        or_(DecisionRow.created_at > at, and_(DecisionRow.created_at == at, same)),
+    )
 
 
 def count(database: Database, bounds: Bounds) -> int:
@@ -89,23 +94,32 @@ def chunks(database: Database, bounds: Bounds, chunk_rows: int) -> Iterator[Chun
             rows = session.execute(query).all()
             if not rows:
                 return
-            ids = [row.id for row in rows]
-            labels = _labels(session, ids)
+            first, last = (rows[0].created_at, rows[0].id), (rows[-1].created_at, rows[-1].id)
+            labels = _labels(session, bounds, first, last)
         yield Chunk(
-            ids,
-            [row.created_at for row in rows],
+            [row.id for row in rows],
             [row.inputs or {} for row in rows],
             [row.outputs or {} for row in rows],
             labels,
         )
-        after = (rows[-1].created_at, rows[-1].id)
+        after = last
 
 
-def _labels(session: Any, ids: list[str]) -> dict[str, tuple[Any, float | None]]:
-    """The latest feedback of each decision in `ids` (a later label corrects an earlier one)."""
+def _labels(
+    session: Session, bounds: Bounds, first: tuple[datetime, str], last: tuple[datetime, str]
+) -> dict[str, tuple[Any, float | None]]:
+    """The latest feedback of each decision of the chunk from `first` to `last` (a later
+    label corrects an earlier one). Joined on the same index range as the chunk, rather
+    than an IN list of thousands of ids."""
+    upto = or_(
+        DecisionRow.created_at < last[0],
+        and_(DecisionRow.created_at == last[0], DecisionRow.id <= last[1]),
+    )
     query = (
         select(FeedbackRow.decision_id, FeedbackRow.label, FeedbackRow.sampling_probability)
-        .where(FeedbackRow.decision_id.in_(ids))
+        .join(DecisionRow, DecisionRow.id == FeedbackRow.decision_id)
+        .where(_where(bounds), _after(*first, inclusive=True), DecisionRow.created_at <= last[0])
+        .where(upto)
         .order_by(FeedbackRow.created_at, FeedbackRow.id)
     )
     return {

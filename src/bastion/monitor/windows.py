@@ -64,7 +64,7 @@ RAW_SAMPLE_ROWS = 200_000
 #: at most this many labelled decisions per window enter the performance metrics
 LABELLED_ROWS = 200_000
 #: decisions read per query
-CHUNK_ROWS = 5_000
+CHUNK_ROWS = 20_000
 #: versions whose decoded reference and fitted CBPE are kept in memory
 CACHED_REFERENCES = 8
 #: the window when a deployment has no ``monitor`` section and none is asked for
