@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 import orjson
+from sqlalchemy import func, update
 
 from bastion.monitor.alerts import Transition
 from bastion.monitor.config import Webhook
@@ -323,13 +324,16 @@ class Notifier:
             return
 
         def write() -> None:
+            # One UPDATE adding to the stored count: deliveries of one event to several
+            # webhooks finish concurrently, and a read-then-write would lose one of them
+            # (SQLite has no row locks to serialise it).
+            values: dict[str, Any] = {"attempts": AlertEventRow.attempts + attempts}
+            if delivered_at is not None:
+                values["notified_at"] = func.coalesce(AlertEventRow.notified_at, delivered_at)
             with database.transaction() as session:
-                row = session.get(AlertEventRow, event_id, with_for_update=True)
-                if row is None:
-                    return
-                row.attempts += attempts
-                if delivered_at is not None and row.notified_at is None:
-                    row.notified_at = delivered_at
+                session.execute(
+                    update(AlertEventRow).where(AlertEventRow.id == event_id).values(**values)
+                )
 
         try:
             await asyncio.get_running_loop().run_in_executor(None, write)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -31,7 +31,7 @@ from bastion.monitor.sketches import (
     sketch_categorical,
     sketch_numeric,
 )
-from bastion.monitor.text import build_vocabulary, describe
+from bastion.monitor.text import build_vocabulary, cross_fitted_oov, describe
 
 if TYPE_CHECKING:  # the registry package pulls in the database layer; profiles need not
     from bastion.registry.signature import InputSignature
@@ -256,13 +256,15 @@ def _sketch(column: pd.Series[Any], kind: FeatureKind, base: Sketch | None, bins
     else:
         vocabulary = build_vocabulary(t for t in texts if isinstance(t, str))
     described = describe(texts, vocabulary)
+    is_reference = not isinstance(base, TextSketch)
+    if is_reference:
+        described = replace(described, oov_rate=cross_fitted_oov(texts))
     descriptors: dict[str, NumericSketch] = {}
     for descriptor in TEXT_DESCRIPTORS:
         edges = base.descriptors[descriptor].edges if isinstance(base, TextSketch) else None
         descriptors[descriptor] = sketch_numeric(getattr(described, descriptor), edges, bins=bins)
     keep = frozenset(base.script.counts) if isinstance(base, TextSketch) else frozenset()
     script = sketch_categorical(pd.Series(described.script, dtype=object), keep)
-    is_reference = not isinstance(base, TextSketch)
     return TextSketch(
         fingerprint(vocabulary), descriptors, script, vocabulary if is_reference else None
     )

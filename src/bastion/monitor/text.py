@@ -79,6 +79,25 @@ class TextDescriptors:
     script: list[str | None]
 
 
+def cross_fitted_oov(texts: Sequence[object]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Each reference text's out-of-vocabulary rate against a vocabulary built without it.
+
+    Measured against a vocabulary built from the same texts, every reference rate would be
+    0 and any fresh window — whose texts the vocabulary never saw — would look drifted.
+    Two folds (even and odd rows), each measured against the other's vocabulary, give the
+    rate a new text of the same kind really has.
+    """
+    present = [i for i, value in enumerate(texts) if isinstance(value, str)]
+    folds = (present[0::2], present[1::2])
+    vocabularies = [build_vocabulary(str(texts[i]) for i in fold) for fold in folds]
+    oov = np.full(len(texts), np.nan)
+    for fold, other in zip(folds, reversed(vocabularies), strict=True):
+        for i in fold:
+            words = tokens(str(texts[i]))
+            oov[i] = sum(word not in other for word in words) / len(words) if words else 0.0
+    return oov
+
+
 def describe(texts: Sequence[object], vocabulary: frozenset[str]) -> TextDescriptors:
     """Compute the descriptors of `texts` against the reference `vocabulary`.
 
