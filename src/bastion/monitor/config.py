@@ -76,7 +76,10 @@ class MonitorConfig(_Strict):
     """``monitor``: how windows of decisions are compared with the reference, and alerts."""
 
     window_minutes: float | None = Field(
-        60, gt=0, description="Each window covers this many minutes of decisions."
+        None,
+        gt=0,
+        description="Each window covers this many minutes of decisions (60 when neither "
+        "this nor window_rows is set).",
     )
     window_rows: int | None = Field(
         None, ge=10, description="Or: each window covers this many decisions (the latest)."
@@ -94,7 +97,7 @@ class MonitorConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_window_kind(self) -> MonitorConfig:
-        if self.window_rows is not None and "window_minutes" in self.model_fields_set:
+        if self.window_rows is not None and self.window_minutes is not None:
             raise ValueError("set window_minutes or window_rows, not both")
         names = [rule.name for rule in self.alerts]
         duplicates = sorted({name for name in names if names.count(name) > 1})
