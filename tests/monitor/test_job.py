@@ -58,6 +58,16 @@ def test_run_once_stores_the_latest_window_and_sets_the_gauges(logged: Logged) -
     assert _value(metrics, "bastion_performance", **estimated) is None, "no labels: no value"
 
 
+def test_replicas_keep_one_window_per_interval(logged: Logged) -> None:
+    first, _ = _job(logged)
+    second, _ = _job(logged)  # another replica over the same database
+
+    assert first.run_once("credit") is not None
+    assert second.run_once("credit") is None
+
+    assert len(logged.service.list("credit", 10)) == 1
+
+
 def test_a_new_model_version_replaces_the_old_series(logged: Logged) -> None:
     job, metrics = _job(logged)
     result = job.run_once("credit")

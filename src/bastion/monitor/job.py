@@ -7,6 +7,8 @@ delay a request. A window that fails is logged and counted
 (``bastion_monitor_window_failures``); the loop goes on. `stop()` interrupts a window in
 progress between two chunks of decisions and returns once the worker is idle.
 
+Every replica of a server runs the job over the shared database; a replica skips a window
+when another stored one less than half an interval ago, so one window per interval is kept.
 Gauges carry the model version as a label; when another version serves a deployment, the
 old version's series are removed, so the label sets stay bounded.
 """
@@ -20,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Gauge
@@ -110,8 +112,11 @@ class MonitorJob:
                 continue
 
     def run_once(self, deployment: str) -> WindowResult | None:
-        """Compute, store and publish the deployment's latest window (None if it failed)."""
+        """Compute, store and publish the deployment's latest window (None if it failed, or
+        if another replica stored one less than half an interval ago)."""
         try:
+            if self._recent(deployment):
+                return None
             result = self.windows.compute(
                 deployment, self.deployments[deployment], end=self.clock(), progress=self._check
             )
@@ -132,6 +137,12 @@ class MonitorJob:
             except Exception:
                 logger.exception("handling the monitor window of %s failed", deployment)
         return result
+
+    def _recent(self, deployment: str) -> bool:
+        """Replicas share the database: each runs this job, one window per interval is kept."""
+        stored = self.windows.last_stored_at(deployment)
+        half = timedelta(seconds=_interval(self.deployments[deployment]) / 2)
+        return stored is not None and stored > self.clock() - half
 
     def _check(self, done: int, total: int) -> None:
         if self._halt.is_set():

@@ -27,6 +27,7 @@ Every call is synchronous and does database work: call it from a worker thread.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,8 +66,10 @@ RAW_SAMPLE_ROWS = 200_000
 LABELLED_ROWS = 200_000
 #: decisions read per query
 CHUNK_ROWS = 20_000
-#: versions whose decoded reference and fitted CBPE are kept in memory
+#: versions whose decoded reference and fitted CBPE are kept in memory, and for how long
+#: (a reference replaced by `bastion monitor reference` is used by a running server after)
 CACHED_REFERENCES = 8
+CACHE_SECONDS = 300.0
 #: the window when a deployment has no ``monitor`` section and none is asked for
 DEFAULT_MONITOR = MonitorConfig()
 
@@ -94,7 +97,7 @@ class WindowService:
         self.clock = clock
         self.chunk_rows = chunk_rows
         self.raw_sample_rows = raw_sample_rows
-        self._references: dict[tuple[str, int], tuple[Reference, CBPE | str | None]] = {}
+        self._references: dict[tuple[str, int], tuple[float, Reference, CBPE | str | None]] = {}
 
     # -- the reference -------------------------------------------------------------------
 
@@ -114,7 +117,8 @@ class WindowService:
 
     def _cached(self, name: str, version: int) -> tuple[Reference, CBPE | str | None]:
         key = (name, version)
-        if key not in self._references:
+        entry = self._references.get(key)
+        if entry is None or time.monotonic() - entry[0] > CACHE_SECONDS:
             with self.database.transaction() as session:
                 data = session.scalar(
                     select(ModelVersionRow.monitor_profile).where(
@@ -127,10 +131,12 @@ class WindowService:
                     f"or run `bastion monitor reference {name}:{version} --data FILE`"
                 )
             reference = Reference.from_dict(data)
+            self._references.pop(key, None)
             if len(self._references) >= CACHED_REFERENCES:
                 self._references.pop(next(iter(self._references)))
-            self._references[key] = (reference, _fit_cbpe(reference))
-        return self._references[key]
+            entry = (time.monotonic(), reference, _fit_cbpe(reference))
+            self._references[key] = entry
+        return entry[1], entry[2]
 
     def forget(self, model_name: str, model_version: int) -> None:
         """Drop a cached reference (after `bastion monitor reference` replaced it)."""
@@ -299,6 +305,16 @@ class WindowService:
                 .limit(limit)
             ).all()
             return [WindowResult.from_row(row) for row in rows]
+
+    def last_stored_at(self, deployment: str) -> datetime | None:
+        """When the deployment's newest window was stored (by any replica), or None."""
+        with self.database.transaction() as session:
+            return session.scalar(
+                select(MonitorWindowRow.created_at)
+                .where(MonitorWindowRow.deployment == deployment)
+                .order_by(MonitorWindowRow.created_at.desc())
+                .limit(1)
+            )
 
     def latest(self, deployment: str) -> WindowResult | None:
         windows = self.list(deployment, 1)
