@@ -210,6 +210,14 @@ deployments:
     assert (monitor.window_rows, monitor.alerts[0].for_windows) == (500, 2)
 
 
+def test_dump_spec_round_trips_a_monitor_section_by_rows() -> None:
+    spec = parse_spec(
+        "deployments:\n  credit:\n    model: credit:3\n    monitor: {window_rows: 500}\n"
+    )
+
+    assert parse_spec(dump_spec(spec)) == spec
+
+
 @pytest.mark.parametrize(
     ("monitor", "field", "message"),
     [
@@ -219,14 +227,6 @@ deployments:
         ('{webhooks: [{url: "ftp://x"}]}', "webhooks.0.url", "pattern"),
     ],
 )
-def test_dump_spec_round_trips_a_monitor_section_by_rows() -> None:
-    spec = parse_spec(
-        "deployments:\n  credit:\n    model: credit:3\n    monitor: {window_rows: 500}\n"
-    )
-
-    assert parse_spec(dump_spec(spec)) == spec
-
-
 def test_parse_spec_refuses_a_bad_monitor_section(monitor: str, field: str, message: str) -> None:
     error = _spec_error(f"deployments:\n  credit:\n    model: credit:3\n    monitor: {monitor}\n")
 
