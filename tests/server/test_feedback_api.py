@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from starlette.testclient import TestClient
 
@@ -17,6 +18,7 @@ from bastion.registry import ArtifactStore, Registry
 from bastion.review.feedback import feedback_for_decision, list_feedback
 from bastion.runtime import LoadOptions
 from bastion.server.app import app_for
+from bastion.server.openapi_schemas import FEEDBACK
 from bastion.serving.ids import uuid7
 from bastion.settings import Settings
 from bastion.spec import parse_spec
@@ -130,6 +132,7 @@ def test_a_label_is_stored_with_its_decision_model_and_actor(api: FeedbackApi) -
     assert body["model"] == {"name": "credit", "version": 1}
     assert body["subject_key"] == "k1:abc"
     assert body["earlier_labels"] == 0
+    jsonschema_rs.Draft202012Validator(FEEDBACK).validate(body)  # as /openapi.json says
     with api.database.transaction() as session:
         stored = feedback_for_decision(session, decision_id)
     assert [(f.label, f.source, f.sampling_probability) for f in stored] == [(1, "api", None)]

@@ -29,10 +29,14 @@ from bastion.server.openapi_schemas import (
     DECISION,
     EMPTY_BODY,
     EXPLANATION,
+    FEEDBACK,
+    FEEDBACK_BODY,
     INFER_REQUEST,
     INFER_RESPONSE,
     INFERENCE_HEADER_PARAMETER,
     MODEL_META,
+    MONITOR_ALERTS,
+    MONITOR_WINDOWS,
     OBJECT,
     PROBLEM,
     REQUEST_INPUT,
@@ -70,6 +74,8 @@ class Operation:
     tags: Sequence[str] = field(default=("v1",))
     #: False where an empty body means ``{}``
     body_required: bool = True
+    #: the success status
+    status: int = 200
 
 
 OIP = ("v2",)
@@ -102,6 +108,25 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "the model version the decision used",
         EXPLANATION,
         errors=(409, 422),
+    ),
+    ("/v1/decisions/{decision_id}/feedback", "POST"): Operation(
+        "Record a late label for a decision (history is kept; the latest observation wins)",
+        FEEDBACK,
+        request=FEEDBACK_BODY,
+        errors=BODY_ERRORS,
+        status=201,
+    ),
+    ("/v1/deployments/{deployment}/monitor/windows", "GET"): Operation(
+        "Stored drift and performance windows, newest first (query: limit)",
+        MONITOR_WINDOWS,
+        errors=(422,),
+        tags=("monitor",),
+    ),
+    ("/v1/deployments/{deployment}/monitor/alerts", "GET"): Operation(
+        "Each alert rule's state and the latest state changes (query: limit)",
+        MONITOR_ALERTS,
+        errors=(422,),
+        tags=("monitor",),
     ),
     ("/v1/review/tasks", "GET"): Operation(
         "Review tasks by priority, then age (query: deployment, status, overdue, limit)",
@@ -269,7 +294,10 @@ def _operation(
         "tags": list(spec.tags),
         "parameters": [_parameter(p, service) for p in params],
         "responses": {
-            "200": {"description": "OK", "content": {spec.response_type: content}},
+            str(spec.status): {
+                "description": "Created" if spec.status == 201 else "OK",
+                "content": {spec.response_type: content},
+            },
             **{
                 str(status): {"$ref": "#/components/responses/Problem"}
                 for status in sorted(set(statuses))

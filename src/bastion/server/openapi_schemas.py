@@ -293,6 +293,49 @@ REVIEW_NOTES_BODY: Schema = {
 }
 EMPTY_BODY: Schema = {"type": "object", "additionalProperties": False}
 OBJECT: Schema = {"type": "object"}
+FEEDBACK_BODY: Schema = {
+    "type": "object",
+    "required": ["label"],
+    "additionalProperties": False,
+    "properties": {
+        "label": {"description": "A class of the decision's model (0/1 for binary), or a number"},
+        "observed_at": {"type": "string", "format": "date-time"},
+    },
+}
+FEEDBACK: Schema = {
+    "type": "object",
+    "required": ["id", "decision_id", "deployment", "model", "label", "source", "created_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "decision_id": {"type": "string"},
+        "deployment": {"type": "string"},
+        "model": {"type": "object"},
+        "subject_key": NULLABLE_STRING,
+        "label": {},
+        "source": {"enum": ["api", "import", "review"]},
+        "sampling_probability": {"type": ["number", "null"]},
+        "actor": NULLABLE_STRING,
+        "created_at": {"type": "string"},
+        "earlier_labels": {"type": "integer"},
+    },
+}
+MONITOR_WINDOWS: Schema = {
+    "type": "object",
+    "required": ["deployment", "windows"],
+    "properties": {
+        "deployment": {"type": "string"},
+        "windows": {"type": "array", "items": {"type": "object"}},
+    },
+}
+MONITOR_ALERTS: Schema = {
+    "type": "object",
+    "required": ["deployment", "states", "history"],
+    "properties": {
+        "deployment": {"type": "string"},
+        "states": {"type": "array", "items": {"type": "object"}},
+        "history": {"type": "array", "items": {"type": "object"}},
+    },
+}
 BINARY_BODY: Schema = {"type": "string", "format": "binary"}
 INFERENCE_HEADER_PARAMETER: Schema = {
     "name": "Inference-Header-Content-Length",
