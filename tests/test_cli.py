@@ -153,3 +153,33 @@ def test_models_register_reads_a_parquet_sample(
     output = run(runner, "models", "register", "credit", str(model), "--sample", str(parquet))
 
     assert "registered credit:1" in output
+
+
+def test_models_register_keeps_the_label_column_out_of_the_signature(
+    runner: CliRunner, artifacts: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model, sample = artifacts
+    labelled = tmp_path / "labelled.csv"
+    frame = pd.read_csv(sample)
+    frame["default"] = (frame["debt_ratio"] > frame["debt_ratio"].median()).astype(int)
+    frame.to_csv(labelled, index=False)
+
+    run(runner, "models", "register", "credit", str(model), "--sample", str(labelled),
+        "--label-column", "default")  # fmt: skip
+    shown = json.loads(run(runner, "models", "show", "credit:1"))
+
+    assert [column["name"] for column in shown["inputs"]] == FEATURES
+
+
+def test_models_register_names_a_missing_label_column(
+    runner: CliRunner, artifacts: tuple[Path, Path]
+) -> None:
+    model, sample = artifacts
+
+    result = runner.invoke(
+        app, ["models", "register", "credit", str(model), "--sample", str(sample),
+              "--label-column", "default"],
+    )  # fmt: skip
+
+    assert result.exit_code != 0
+    assert "no label column 'default'" in str(result.exception or result.output)

@@ -65,6 +65,13 @@ def models_register(
         str | None, typer.Option(help="Comma-separated class labels, if the model lacks them.")
     ] = None,
     description: Annotated[str | None, typer.Option(help="Free text for the model card.")] = None,
+    label_column: Annotated[
+        str | None,
+        typer.Option(
+            help="The sample's column of true labels (left out of the signature); kept with "
+            "the drift reference so performance can be estimated before labels arrive."
+        ),
+    ] = None,
 ) -> None:
     """Register an artifact as a new immutable, content-addressed model version."""
     options = LoadOptions(
@@ -82,6 +89,7 @@ def models_register(
             metrics=_metrics(metric),
             tags=_pairs(tag, "--tag"),
             description=description,
+            label_column=label_column,
         )
     console.print(
         f"registered [bold]{version.ref}[/] ({version.framework}, "
