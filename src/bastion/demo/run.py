@@ -2,9 +2,10 @@
 
 The spec it writes is a small but realistic credit policy: two CEL rules (an applicant
 under 18 is declined, a loan larger than a year's income goes to a person), score bands,
-a review queue with a capacity and a little exploration, and explanations with reason
-codes for every decline. After the traffic it shows an explained decline, a review task
-and a decision made by a rule.
+a review queue with a capacity and a little exploration, explanations with reason codes
+for every decline, and hourly drift and performance windows with an alert. The model is
+registered with its held-out rows and their labels as the monitor's reference. After the
+traffic it shows an explained decline, a review task and a decision made by a rule.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rich.table import Table
 from bastion.demo.data import LABEL, REQUEST_COLUMNS, generate_applications
 from bastion.demo.train import train_model
 from bastion.explain.config import ExplainConfig
+from bastion.monitor.config import MonitorConfig
 from bastion.policy.config import PolicyConfig
 from bastion.registry import ArtifactStore, Registry
 from bastion.settings import Settings
@@ -83,6 +85,24 @@ EXPLAIN = ExplainConfig.model_validate(
     }
 )
 
+#: hourly drift and performance windows (labels arrive later through feedback)
+MONITOR = MonitorConfig.model_validate(
+    {
+        "window_minutes": 60,
+        "interval_seconds": 60,
+        "min_rows": 100,
+        "costs": {"fp": 1, "fn": 5, "review": 0.4},
+        "alerts": [
+            {
+                "name": "feature_drift",
+                "when": "dataset.drift_share != null && dataset.drift_share >= 0.25",
+                "for_windows": 2,
+                "summary": "A quarter or more of the features drifted for two hours",
+            }
+        ],
+    }
+)
+
 
 @dataclass(frozen=True)
 class TrafficSummary:
@@ -119,10 +139,13 @@ def prepare(
     database = Database(settings.resolved_database_url)
     database.migrate()
     registry = Registry(database, ArtifactStore(settings.artifacts_dir))
+    # Held-out rows with their labels: the drift reference, and the labelled scores that
+    # label-free estimates (CBPE) are fitted on — training rows would flatter the model.
     version = registry.register(
         MODEL_NAME,
         artifact,
-        sample=trained.train_frame,
+        sample=trained.test_frame,
+        label_column=LABEL,
         metrics=trained.metrics,
         tags={"source": "bastion demo", "label": LABEL},
         description="Probability that a credit application defaults within 12 months.",
@@ -137,6 +160,7 @@ def prepare(
                 description="Credit default risk for new applications.",
                 policy=POLICY,
                 explain=EXPLAIN,
+                monitor=MONITOR,
             )
         }
     )
@@ -265,6 +289,8 @@ def print_summary(
         f"-H 'content-type: application/json' -d '{body}'",
         f"  OIP model: curl -s {auth} {url}/v2/models/{DEPLOYMENT}",
         f"  metrics:   curl -s {auth} {url}/metrics",
+        "  drift:     .venv/bin/bastion monitor drift credit --since 1h",
+        "  report:    .venv/bin/bastion monitor report credit --window 1h -o report.html",
         "  models:    .venv/bin/bastion models list",
         "  keys:      .venv/bin/bastion keys list",
     ]
