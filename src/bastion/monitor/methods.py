@@ -17,6 +17,11 @@ reference rows     numeric                     categorical
                    Jensen-Shannon (≥ 0.1)
 =================  ==========================  ======================================
 
+Text features are compared through their descriptors as numeric and categorical features
+are; when sentence embeddings are available (`bastion.monitor.embeddings`) they also get
+``mmd``, a permutation test on the embeddings (drift when p < 0.05), which no other kind
+of feature can be given.
+
 A :class:`DriftConfig` overrides the method and threshold per feature, per kind or for
 all features, with the same precedence as Evidently (per feature, then all, then kind).
 """
@@ -27,11 +32,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Method = Literal["ks", "wasserstein", "psi", "chisquare", "jensenshannon", "z"]
+Method = Literal["ks", "wasserstein", "psi", "chisquare", "jensenshannon", "z", "mmd"]
 Kind = Literal["numeric", "categorical"]
 
 #: methods that return a p-value (drift when small); the others return a distance
-P_VALUE_METHODS: frozenset[Method] = frozenset({"ks", "chisquare", "z"})
+P_VALUE_METHODS: frozenset[Method] = frozenset({"ks", "chisquare", "z", "mmd"})
 #: each method's default threshold, as in Evidently
 DEFAULT_THRESHOLDS: dict[Method, float] = {
     "ks": 0.05,
@@ -40,6 +45,7 @@ DEFAULT_THRESHOLDS: dict[Method, float] = {
     "wasserstein": 0.1,
     "jensenshannon": 0.1,
     "psi": 0.1,
+    "mmd": 0.05,
 }
 #: methods that may be applied to each kind of feature
 ALLOWED: dict[Kind, frozenset[Method]] = {

