@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,11 @@ from bastion.monitor.embeddings import TextSample, mmd_test
 from bastion.monitor.profile import Profile, Schema, profile_frame
 from bastion.monitor.reference import Reference, reference_embeddings
 from bastion.monitor.summary import feature_summary
+from bastion.monitor.windows import WindowService
+from bastion.registry import Registry
+from bastion.spec import Deployment
+from bastion.store import Database
+from bastion.store.tables import DecisionRow
 
 NOTE = Schema({"note": "text"})
 
@@ -263,3 +270,55 @@ def test_german_and_spanish_notes_drift_and_fresh_english_notes_do_not(embedder:
         assert drifted.drifted, (seed, drifted.p_value, drifted.effect_size)
         assert not stable.drifted, (seed, stable.p_value, stable.effect_size)
         assert drifted.effect_size > 2 * stable.effect_size
+
+
+def log(database: Database, frame: pd.DataFrame, start: datetime) -> None:
+    """Write `frame`'s rows to the decision log of deployment ``notes`` (notes:1)."""
+    with database.transaction() as session:
+        rows = zip(frame["income"].tolist(), frame["note"].tolist(), strict=True)
+        for i, (income, note) in enumerate(rows):
+            session.add(
+                DecisionRow(
+                    id=str(uuid.uuid4()),
+                    created_at=start + timedelta(seconds=i),
+                    deployment="notes",
+                    model_name="notes",
+                    model_version=1,
+                    subject_key=None,
+                    inputs={"income": float(income), "note": str(note)},
+                    outputs={"score": 0.3},
+                    outcome=1,
+                    latency_ms=1.0,
+                    guard=None,
+                    policy=None,
+                    explanation=None,
+                )
+            )
+
+
+def test_a_window_of_noisy_notes_drifts_by_embeddings(
+    embedder: None, database: Database, registry: Registry
+) -> None:
+    sample = generate_applications(300, seed=31)[["income", "note"]]
+    registry.register("notes", "tests.monitor.note_model:NoteModel", sample=sample)
+    reference = WindowService(database, registry).load_reference("notes", 1)
+    assert reference.embeddings["note"].shape == (300, embeddings.DIMENSIONS)
+    spec = Deployment.model_validate({"model": "notes:1"})
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    log(database, generate_applications(120, seed=32), start)
+    log(
+        database,
+        generate_applications(120, seed=33, drift="noisy_notes"),
+        start + timedelta(hours=1),
+    )
+    service = WindowService(database, registry)
+    stable = service.compute("notes", spec, start=start, end=start + timedelta(minutes=30))
+    noisy = service.compute(
+        "notes", spec, start=start + timedelta(hours=1), end=start + timedelta(hours=2)
+    )
+    assert stable.drift is not None
+    assert noisy.drift is not None
+    assert stable.drift.embeddings == {"note": EMBEDDINGS_COMPARED}
+    assert not stable.drift.feature("note.embedding").drifted
+    assert noisy.drift.feature("note.embedding").drifted
+    assert noisy.drift.feature("note.embedding").current_rows == 120
