@@ -102,7 +102,7 @@ def test_prometheus_rules_one_group_per_monitored_deployment() -> None:
 
 FEATURE_DRIFT = (
     "A feature's drift score in the latest window crossed its method's threshold: a distance "
-    "(wasserstein, jensenshannon, psi) at or above it, a p-value (ks, chisquare, z) below it."
+    "(wasserstein, jensenshannon, psi) at or above it, a p-value (ks, chisquare, z, mmd) below it."
 )
 
 

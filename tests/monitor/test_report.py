@@ -413,3 +413,37 @@ def test_report_draws_text_descriptors_and_new_categories() -> None:
     assert channel.current[new] == pytest.approx(0.2)
     assert report.prediction_distribution is None
     assert "No predictions were profiled" in render_html(report)
+
+
+def test_report_of_a_sentence_embedding_drift_draws_no_histogram_for_it() -> None:
+    notes = [f"I need a loan for item {i}" for i in range(60)]
+    schema = Schema({"note": "text"})
+    base = profile_frame(pd.DataFrame({"note": notes}), schema)
+    current = profile_frame(pd.DataFrame({"note": notes[:40]}), schema, base)
+    rng = np.random.default_rng(1)
+    drift = compare(
+        base,
+        current,
+        reference_embeddings={"note": rng.normal(size=(60, 8))},
+        current_embeddings={"note": rng.normal(1.0, 1.0, size=(40, 8))},
+    )
+    result = WindowResult(
+        deployment="credit",
+        model_name="m",
+        model_version=1,
+        started_at=T0,
+        ended_at=T0 + timedelta(hours=1),
+        rows=40,
+        profile=current,
+        drift=drift,
+        performance=None,
+        estimated=None,
+    )
+
+    report = build_report("credit", result, base, generated_at=T0)
+    html = render_html(report)
+
+    assert report.drifted_features == 1
+    assert "embedding" in html  # listed in the drift table
+    # vectors have no bars to draw; the descriptors still do
+    assert "note.embedding" not in [d.name for d in report.distributions]

@@ -158,7 +158,7 @@ def monitor_group(
             'drifted ({{ $labels.method }} {{ $value | printf "%.3g" }})',
             "A feature's drift score in the latest window crossed its method's threshold: "
             "a distance (wasserstein, jensenshannon, psi) at or above it, a p-value (ks, "
-            "chisquare, z) below it.",
+            "chisquare, z, mmd) below it.",
         ),
         _alert(
             "BastionPredictionDrift",

@@ -150,7 +150,10 @@ def build_report(
         features.sort(key=severity)
     prediction = None if drift is None or drift.prediction is None else _row(drift.prediction)
     distributions = [
-        _distribution(row, reference, window.profile) for row in features if row["drifted"]
+        _distribution(row, reference, window.profile)
+        for row in features
+        # sentence-embedding rows compare vectors: there is no histogram to draw
+        if row["drifted"] and row["descriptor"] != "embedding"
     ]
     prediction_distribution = None
     if reference.prediction is not None and window.profile.prediction is not None:

@@ -119,4 +119,5 @@ def report_from_dict(data: dict[str, Any]) -> DriftReport:
         total_features=int(data["total_features"]),
         drift_share=float(data["drift_share"]),
         dataset_drift=bool(data["dataset_drift"]),
+        embeddings=dict(data.get("embeddings") or {}),
     )

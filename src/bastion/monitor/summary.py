@@ -34,7 +34,7 @@ from bastion.monitor.drift import FeatureDrift
 from bastion.monitor.results import WindowResult
 
 #: every statistic a feature may carry, null where it was not computed
-STATISTICS = ("psi", "ks", "wasserstein", "chisquare", "jensenshannon", "z")
+STATISTICS = ("psi", "ks", "wasserstein", "chisquare", "jensenshannon", "z", "mmd")
 #: the flat metric keys of `compute_performance` and `CBPE.estimate`
 METRICS = ("roc_auc", "precision", "recall", "review_precision", "review_recall", "ece", "cost")
 
