@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from bastion.monitor.drift import DriftReport, FeatureDrift
 from bastion.monitor.methods import P_VALUE_METHODS
 from bastion.monitor.profile import Profile, TextSketch
 from bastion.monitor.report_bins import Distribution, distribution
+from bastion.monitor.results import WindowResult
 
 #: an en dash, for ranges of numbers
 DASH = "\u2013"
@@ -30,29 +31,6 @@ Status = Literal["stable", "watch", "drift", "not judged"]
 #: performance metrics drawn over time (label-based and estimated), in this order
 TIMELINE_METRICS = ("roc_auc", "precision", "recall")
 METRIC_NAMES = {"roc_auc": "AUC", "precision": "precision", "recall": "recall"}
-
-
-class Window(Protocol):
-    """What the report reads from a window (``bastion.monitor.windows.WindowResult``)."""
-
-    @property
-    def model_name(self) -> str: ...
-    @property
-    def model_version(self) -> int: ...
-    @property
-    def started_at(self) -> datetime: ...
-    @property
-    def ended_at(self) -> datetime: ...
-    @property
-    def rows(self) -> int: ...
-    @property
-    def profile(self) -> Profile: ...
-    @property
-    def drift(self) -> DriftReport | None: ...
-    @property
-    def performance(self) -> dict[str, Any] | None: ...
-    @property
-    def estimated(self) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -132,9 +110,9 @@ def severity(feature: dict[str, Any]) -> tuple[bool, float, str]:
 
 def build_report(
     deployment: str,
-    window: Window,
+    window: WindowResult,
     reference: Profile,
-    history: Sequence[Window] = (),
+    history: Sequence[WindowResult] = (),
     *,
     generated_at: datetime,
 ) -> MonitorReport:
@@ -222,7 +200,7 @@ def _metric(data: dict[str, Any] | None, name: str) -> Metric | None:
     return Metric(float(value))
 
 
-def _point(window: Window) -> Point:
+def _point(window: WindowResult) -> Point:
     performance, estimated = window.performance, window.estimated
     metrics = {n: m for n in TIMELINE_METRICS if (m := _metric(performance, n)) is not None}
     estimates = {n: m for n in TIMELINE_METRICS if (m := _metric(estimated, n)) is not None}
