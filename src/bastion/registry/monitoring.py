@@ -7,14 +7,10 @@ it is audited (``model.monitor_reference_set``) with digests of the old and new 
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import select
 
-from bastion.errors import NotFound
 from bastion.monitor.reference import Reference, build_reference
 from bastion.registry.service import Registry, label_column_of
 from bastion.spec import ModelRef
-from bastion.store.audit import AuditLog
-from bastion.store.tables import ModelVersionRow
 
 
 def set_monitor_reference(
@@ -33,33 +29,16 @@ def set_monitor_reference(
     reference = build_reference(
         frame, version.input_signature, registry.load(version), labels=labels
     )
-    stored = reference.to_dict()
-    now = registry.clock()
-    with registry.database.transaction() as session:
-        row = session.scalar(
-            select(ModelVersionRow)
-            .where(
-                ModelVersionRow.model_name == version.name,
-                ModelVersionRow.version == version.version,
-            )
-            .with_for_update()
-        )
-        if row is None:
-            raise NotFound(f"no model version matches {version.ref}")
-        before = row.monitor_profile
-        row.monitor_profile = stored
-        AuditLog.append(
-            session,
-            actor=actor,
-            action="model.monitor_reference_set",
-            target=version.ref,
-            before=before,
-            after=stored,
-            details={
-                "rows": reference.profile.rows,
-                "sample_rows": reference.sample_rows,
-                "labelled": reference.labels is not None,
-            },
-            at=now,
-        )
+    registry.replace_setting(
+        version,
+        "monitor_profile",
+        reference.to_dict(),
+        action="model.monitor_reference_set",
+        actor=actor,
+        details=lambda _: {
+            "rows": reference.profile.rows,
+            "sample_rows": reference.sample_rows,
+            "labelled": reference.labels is not None,
+        },
+    )
     return reference

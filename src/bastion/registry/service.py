@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,8 @@ def label_column_of(sample: pd.DataFrame | None, label_column: str | None) -> pd
 
 #: the drift reference can hold megabytes of raw sample values: loaded only when asked for
 _LIGHT = defer(ModelVersionRow.monitor_profile)
+#: the settings kept beside an immutable version, each replaced through `replace_setting`
+Setting = Literal["calibration", "monitor_profile"]
 
 
 def _parse_ref(ref: ModelRef | str) -> ModelRef:
@@ -343,7 +345,31 @@ class Registry:
                 f"only classifier scores can be calibrated; {target.ref} is a "
                 f"{target.output_signature.task} model"
             )
-        now = self.clock()
+        return self.replace_setting(
+            target,
+            "calibration",
+            calibration,
+            action="model.calibration_set",
+            actor=actor,
+            details=lambda before: {
+                "from": None if before is None else before.get("method"),
+                "to": None if calibration is None else calibration["method"],
+            },
+        )
+
+    def replace_setting(
+        self,
+        target: ModelVersion,
+        setting: Setting,
+        value: dict[str, Any] | None,
+        *,
+        action: str,
+        actor: str,
+        details: Callable[[dict[str, Any] | None], dict[str, Any]],
+    ) -> ModelVersion:
+        """Replace one reviewed setting kept beside an immutable version (its calibration,
+        its drift reference), audited as `action` with digests of the old and new value;
+        `details` sees the old value."""
         with self.database.transaction() as session:
             row = session.scalar(
                 select(ModelVersionRow)
@@ -356,20 +382,17 @@ class Registry:
             )
             if row is None:
                 raise NotFound(f"no model version matches {target.ref}")
-            before = row.calibration
-            row.calibration = calibration
+            before: dict[str, Any] | None = getattr(row, setting)
+            setattr(row, setting, value)
             AuditLog.append(
                 session,
                 actor=actor,
-                action="model.calibration_set",
+                action=action,
                 target=target.ref,
                 before=before,
-                after=calibration,
-                details={
-                    "from": None if before is None else before.get("method"),
-                    "to": None if calibration is None else calibration["method"],
-                },
-                at=now,
+                after=value,
+                details=details(before),
+                at=self.clock(),
             )
             session.flush()
             return ModelVersion.from_row(row)
