@@ -16,6 +16,14 @@ from bastion.demo.run import start_server, wait_ready
 from bastion.demo.train import TrainedModel
 
 
+def problem_body(response: Any, status: int) -> dict[str, Any]:
+    """The problem+json body of `response`, after checking its status and media type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

@@ -26,6 +26,7 @@ from bastion.store import Database
 from bastion.store.tables import DecisionRow
 from tests.credentials import bearer, create_key
 from tests.server.conftest import CLASSES, NUMERIC, make_frame
+from tests.support import problem_body
 
 SPEC = """
 deployments:
@@ -113,13 +114,6 @@ def api(tmp_path: Path, database_url: str, artifacts: dict[str, Path]) -> Iterat
         database.dispose()
 
 
-def _problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def test_a_label_is_stored_with_its_decision_model_and_actor(api: FeedbackApi) -> None:
     decision_id = api.decision("credit")
     response = api.post(decision_id, {"label": 1})
@@ -190,7 +184,7 @@ REFUSED = [
 def test_bad_labels_are_422_with_a_clear_reason(api: FeedbackApi) -> None:
     for deployment, body, message in REFUSED:
         decision_id = api.decision(deployment)
-        problem = _problem(api.post(decision_id, body), 422)
+        problem = problem_body(api.post(decision_id, body), 422)
         assert message in problem["detail"], body
         assert len(problem["detail"]) < 200
         with api.database.transaction() as session:
@@ -198,21 +192,21 @@ def test_bad_labels_are_422_with_a_clear_reason(api: FeedbackApi) -> None:
 
 
 def test_unknown_decisions_and_other_deployments_are_404(api: FeedbackApi) -> None:
-    assert "no decision" in _problem(api.post(MISSING, {"label": 1}), 404)["detail"]
-    _problem(api.post("not-a-uuid", {"label": 1}), 404)
+    assert "no decision" in problem_body(api.post(MISSING, {"label": 1}), 404)["detail"]
+    problem_body(api.post("not-a-uuid", {"label": 1}), 404)
     credit = api.decision("credit")
-    _problem(api.post(credit, {"label": 1}, headers=api.bound), 404)
+    problem_body(api.post(credit, {"label": 1}, headers=api.bound), 404)
     assert api.post(api.decision("amount"), {"label": 3.0}, headers=api.bound).status_code == 201
 
 
 def test_only_keys_that_may_send_feedback_can(api: FeedbackApi) -> None:
     decision_id = api.decision("credit")
-    _problem(api.post(decision_id, {"label": 1}, headers=api.review), 403)
-    _problem(api.post(decision_id, {"label": 1}, headers={}), 401)
+    problem_body(api.post(decision_id, {"label": 1}, headers=api.review), 403)
+    problem_body(api.post(decision_id, {"label": 1}, headers={}), 401)
     malformed = api.client.post(
         f"/v1/decisions/{decision_id}/feedback", content=b"[1]", headers=api.predict
     )
-    _problem(malformed, 400)
+    problem_body(malformed, 400)
 
 
 def test_feedback_for_a_decision_made_through_the_api(api: FeedbackApi) -> None:

@@ -21,6 +21,7 @@ from bastion.store import Database
 from tests.credentials import bearer, create_key
 from tests.review.cases import Case, add_case
 from tests.server.conftest import make_frame
+from tests.support import problem_body
 
 SPEC = """
 deployments:
@@ -77,13 +78,6 @@ def api(tmp_path: Path, database_url: str, artifacts: dict[str, Path]) -> Iterat
             )
     finally:
         database.dispose()
-
-
-def _problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def test_a_reviewer_lists_claims_and_resolves_a_task(api: ReviewApi) -> None:
@@ -155,7 +149,7 @@ def test_a_decision_in_the_review_band_is_reviewed_into_feedback(api: ReviewApi)
 
 
 def test_claiming_from_an_empty_queue_is_404(api: ReviewApi) -> None:
-    problem = _problem(
+    problem = problem_body(
         api.client.post("/v1/review/tasks/claim", headers=api.ann, json={"deployment": "credit"}),
         404,
     )
@@ -167,10 +161,10 @@ def test_another_reviewers_live_lease_is_a_409(api: ReviewApi) -> None:
     case = api.case()
     assert api.client.post(f"/v1/review/tasks/{case.task_id}/claim", headers=api.ann).is_success
 
-    claim = _problem(
+    claim = problem_body(
         api.client.post(f"/v1/review/tasks/{case.task_id}/claim", headers=api.bob), 409
     )
-    resolve = _problem(
+    resolve = problem_body(
         api.client.post(
             f"/v1/review/tasks/{case.task_id}/resolve", headers=api.bob, json={"verdict": "approve"}
         ),
@@ -185,7 +179,7 @@ def test_an_unknown_verdict_is_422_naming_the_allowed_ones(api: ReviewApi) -> No
     case = api.case()
     api.client.post(f"/v1/review/tasks/{case.task_id}/claim", headers=api.ann)
 
-    problem = _problem(
+    problem = problem_body(
         api.client.post(
             f"/v1/review/tasks/{case.task_id}/resolve", headers=api.ann, json={"verdict": "maybe"}
         ),
@@ -246,7 +240,7 @@ BAD_QUERIES: list[tuple[str, str | None]] = [
 
 def _fields(response: Any) -> list[str]:
     """The fields a 422 problem names."""
-    return [e["field"] for e in _problem(response, 422).get("errors", [])]
+    return [e["field"] for e in problem_body(response, 422).get("errors", [])]
 
 
 def test_bodies_are_checked_at_the_boundary(api: ReviewApi) -> None:
@@ -281,12 +275,12 @@ def test_malformed_json_and_unknown_tasks(api: ReviewApi) -> None:
     not_a_uuid = api.client.get("/v1/review/tasks/not-a-task", headers=api.ann)
     missing = api.client.post(f"/v1/review/tasks/{MISSING}/claim", headers=api.ann)
 
-    _problem(bad_json, 400)
-    _problem(not_a_uuid, 404)
-    assert _problem(missing, 404)["detail"] == f"no review task with id {MISSING!r}"
+    problem_body(bad_json, 400)
+    problem_body(not_a_uuid, 404)
+    assert problem_body(missing, 404)["detail"] == f"no review task with id {MISSING!r}"
 
 
 def test_a_predict_key_may_not_work_the_queue(api: ReviewApi) -> None:
-    problem = _problem(api.client.get("/v1/review/tasks", headers=api.predict), 403)
+    problem = problem_body(api.client.get("/v1/review/tasks", headers=api.predict), 403)
 
     assert "work the review queue" in problem["detail"]
